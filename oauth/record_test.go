@@ -171,4 +171,6 @@ func TestClientInfoRejectsBadRecords(t *testing.T) {
 	}
 }
 
-func cmpopts() cmp.Option { return cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".extra" }, cmp.Ignore()) }
+func cmpopts() cmp.Option {
+	return cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".extra" }, cmp.Ignore())
+}
