@@ -1,0 +1,226 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// SecretsFile is the name of the secrets file merged over a config file
+// from the same directory.
+const SecretsFile = "fastagent.secrets.yaml"
+
+// Loader loads a config; the zero value uses the process environment.
+type Loader struct {
+	// LookupEnv resolves ${NAME} references; nil means os.LookupEnv.
+	LookupEnv func(name string) (string, bool)
+}
+
+// Load reads the config file at path with the process environment.
+// See Loader.Load.
+func Load(path string) (*Config, error) { return Loader{}.Load(path) }
+
+// Load reads the config file at path and, when it exists, the
+// fastagent.secrets.yaml in the same directory, deep-merged over it: maps
+// merge key by key, any other value from the secrets file replaces the
+// config's (lists included). ${NAME} and ${NAME:default} are expanded in
+// the string values of both files.
+//
+// A missing config file gives an error matching fs.ErrNotExist. Invalid
+// settings give one error per problem (errors.Join), each naming the file
+// and key. Problems that do not stop the proxy (unknown keys, unset
+// variables, …) are returned in Config.Warnings.
+func (l Loader) Load(path string) (*Config, error) {
+	env := l.LookupEnv
+	if env == nil {
+		env = os.LookupEnv
+	}
+	// Keys are never addressed by koanf path (server names contain dots),
+	// so the delimiter only has to be something no key contains.
+	k := koanf.New("\x00")
+
+	cfgParser := &expandParser{lookup: env}
+	if err := k.Load(file.Provider(path), cfgParser); err != nil {
+		return nil, fileError(path, cfgParser, err)
+	}
+	b := &builder{cfgFile: path, cfgTree: cfgParser.tree}
+
+	var secretsUnset []unsetVar
+	secretsPath := filepath.Join(filepath.Dir(path), SecretsFile)
+	if filepath.Clean(path) != secretsPath {
+		p := &expandParser{lookup: env}
+		err := k.Load(file.Provider(secretsPath), p)
+		switch {
+		case err == nil:
+			b.secFile, b.secTree, secretsUnset = secretsPath, p.tree, p.unset
+		case !p.parsed && errors.Is(err, fs.ErrNotExist):
+		default:
+			return nil, fileError(secretsPath, p, err)
+		}
+	}
+	b.unsetWarnings(b.cfgFile, cfgParser.unset)
+	b.unsetWarnings(b.secFile, secretsUnset)
+
+	c := b.build(k.Raw())
+	if err := errors.Join(b.errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func fileError(path string, p *expandParser, err error) error {
+	if p.parsed { // YAML errors do not name the file; go-yaml's carry a line.
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return fmt.Errorf("config: %w", err) // *fs.PathError names the file
+}
+
+// builder turns the merged tree into a Config, collecting errors and
+// warnings that name the file each key came from.
+type builder struct {
+	cfgFile, secFile string
+	cfgTree, secTree map[string]any // each file's own tree; secTree is nil without secrets
+	errs             []error
+	warns            []string
+}
+
+// fileOf returns the file that defined the value at path: the secrets file
+// when its value won the merge, else the config file; for a missing key,
+// the file of the closest ancestor.
+func (b *builder) fileOf(path keyPath) string {
+	for p := path; len(p) > 0; p = p[:len(p)-1] {
+		sv, inSecrets := lookup(b.secTree, p)
+		cv, inConfig := lookup(b.cfgTree, p)
+		if inSecrets && (!inConfig || !isMap(sv) || !isMap(cv)) {
+			return b.secFile
+		}
+		if inConfig {
+			return b.cfgFile
+		}
+	}
+	return b.cfgFile
+}
+
+func isMap(v any) bool {
+	_, ok := v.(map[string]any)
+	return ok
+}
+
+func (b *builder) errorf(path keyPath, format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf("config: %s: %s: %s", b.fileOf(path), path, fmt.Sprintf(format, args...)))
+}
+
+func (b *builder) warnf(path keyPath, format string, args ...any) {
+	b.warns = append(b.warns, fmt.Sprintf("%s: %s: %s", b.fileOf(path), path, fmt.Sprintf(format, args...)))
+}
+
+// unsetWarnings reports the unset variables of one file, limited to the keys
+// the proxy reads: a fast-agent config has ${…} for model providers and
+// stdio servers that are none of the proxy's business.
+func (b *builder) unsetWarnings(file string, unset []unsetVar) {
+	for _, u := range unset {
+		if !relevant(u.path) {
+			continue
+		}
+		if file == b.cfgFile {
+			if _, overridden := lookup(b.secTree, u.path); overridden {
+				continue
+			}
+		}
+		b.warns = append(b.warns, fmt.Sprintf("%s: %s: ${%s} is not set; using \"\"", file, u.path, u.name))
+	}
+}
+
+func relevant(p keyPath) bool {
+	switch {
+	case len(p) > 0 && p[0] == "proxy":
+		return true
+	case len(p) > 3 && p[0] == "mcp" && p[1] == "servers":
+		switch p[3] {
+		case "transport", "url", "command", "target", "headers", "auth":
+			return true
+		}
+	}
+	return false
+}
+
+func (b *builder) build(tree map[string]any) *Config {
+	c := &Config{Path: b.cfgFile, SecretsPath: b.secFile}
+	mcp, _ := b.mapping(tree["mcp"], keyPath{"mcp"})
+	servers, _ := b.mapping(mcp["servers"], keyPath{"mcp", "servers"})
+	for _, name := range sortedKeys(servers) {
+		if s, ok := b.server(name, servers[name]); ok {
+			c.Servers = append(c.Servers, s)
+		}
+	}
+	c.Listen = b.proxy(tree["proxy"], c)
+	c.Warnings = b.warns
+	return c
+}
+
+// mapping returns v as a map; nil (an empty YAML value) is an empty map.
+func (b *builder) mapping(v any, path keyPath) (map[string]any, bool) {
+	switch v := v.(type) {
+	case nil:
+		return nil, true
+	case map[string]any:
+		return v, true
+	}
+	b.errorf(path, "must be a mapping, not %s", kind(v))
+	return nil, false
+}
+
+// kind names the YAML type of v for messages, never its value.
+func kind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "empty"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case int, int64, uint64, float64:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	default:
+		return fmt.Sprintf("a %T", v)
+	}
+}
+
+// str returns a string value; nil is "".
+func (b *builder) str(v any, path keyPath) (string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return "", true
+	case string:
+		return v, true
+	}
+	b.errorf(path, "must be a string, not %s", kind(v))
+	return "", false
+}
+
+// scalar is str that also takes numbers and booleans (as YAML wrote them),
+// for values such as header values and client IDs that are strings to the
+// receiver but may look like numbers in YAML.
+func (b *builder) scalar(v any, path keyPath) (string, bool) {
+	switch v := v.(type) {
+	case int, int64, uint64, float64, bool:
+		return fmt.Sprint(v), true
+	}
+	return b.str(v, path)
+}
+
+// blank reports whether a YAML value is absent, null or whitespace.
+func blank(v any) bool {
+	s, isString := v.(string)
+	return v == nil || isString && strings.TrimSpace(s) == ""
+}
