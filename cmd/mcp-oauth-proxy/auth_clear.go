@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/config"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+)
+
+func (a *app) authClearCommand() *cobra.Command {
+	var identity string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "clear SERVER | --identity URL | --all",
+		Short: "Delete stored tokens and client registrations",
+		Long: `clear deletes the tokens, the client registration and the oauth:index entry of one
+configured server (by name), of one identity (--identity URL; the URL is normalized first,
+so https://example.com/mcp clears https://example.com), or of every indexed identity (--all).
+It says what it removed.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			selectors := len(args)
+			if identity != "" {
+				selectors++
+			}
+			if all {
+				selectors++
+			}
+			if selectors != 1 {
+				return exitError{code: 2, err: errors.New("auth clear: give exactly one of SERVER, --identity URL or --all")}
+			}
+			switch {
+			case all:
+				return a.clearAll()
+			case identity != "":
+				return a.clearIdentities(oauth.Identity(identity), oauth.IdentityCandidates(identity))
+			default:
+				return a.clearServer(args[0])
+			}
+		},
+		ValidArgsFunction: a.completeServerNames,
+	}
+	cmd.Flags().StringVar(&identity, "identity", "", "clear the identity of this `URL`")
+	cmd.Flags().BoolVar(&all, "all", false, "clear every stored identity")
+	return cmd
+}
+
+func (a *app) clearServer(name string) error {
+	cfg, err := a.loadConfig(true)
+	if err != nil {
+		return err
+	}
+	s, ok := cfg.Server(name)
+	if !ok {
+		return fmt.Errorf("no server %q in %s", name, cfg.Path)
+	}
+	if s.Transport == config.Stdio {
+		return fmt.Errorf("server %q is a stdio server: it has no stored login", name)
+	}
+	if s.Auth.Persist == "memory" {
+		fmt.Fprintf(a.stdout, "Nothing to clear: server %s keeps its tokens in memory (persist: memory); they end with the proxy process.\n", name)
+		return nil
+	}
+	return a.clearIdentities(oauth.Identity(s.URL), oauth.IdentityCandidates(s.URL))
+}
+
+func (a *app) clearIdentities(shown string, ids []string) error {
+	removed, err := a.credentials("keyring").Forget(ids...)
+	a.printRemoved(removed)
+	if len(removed) == 0 && err == nil {
+		fmt.Fprintf(a.stdout, "Nothing was stored for %s.\n", redact.URL(shown))
+	}
+	return err
+}
+
+func (a *app) clearAll() error {
+	creds := a.credentials("keyring")
+	ids, err := creds.Identities()
+	if err != nil {
+		return err
+	}
+	removed, err := creds.Forget(ids...)
+	a.printRemoved(removed)
+	if len(removed) == 0 && err == nil {
+		fmt.Fprintln(a.stdout, "Nothing was stored.")
+	}
+	return err
+}
+
+func (a *app) printRemoved(keys []string) {
+	for _, k := range keys {
+		// Keys are "oauth:<kind>:<identity>"; an identity may carry userinfo.
+		if i := strings.Index(k, "://"); i > 0 {
+			if j := strings.LastIndexByte(k[:i], ':'); j >= 0 {
+				k = k[:j+1] + redact.URL(k[j+1:])
+			}
+		}
+		fmt.Fprintf(a.stdout, "Removed %s\n", k)
+	}
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/config"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
+)
+
+type statusReport struct {
+	Keychain   keychainStatus   `json:"keychain"`
+	Identities []identityStatus `json:"identities"`
+	Servers    []serverStatus   `json:"servers"`
+}
+
+type keychainStatus struct {
+	Backend   string `json:"backend"`
+	Available bool   `json:"available"`
+	Writable  bool   `json:"writable"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+func newKeychainStatus(s store.Status) keychainStatus {
+	return keychainStatus{Backend: s.Backend, Available: s.Available, Writable: s.Writable, Reason: s.Reason}
+}
+
+type identityStatus struct {
+	Identity         string     `json:"identity"`
+	Token            tokenState `json:"token"`
+	ClientRegistered bool       `json:"client_registered"`
+}
+
+type serverStatus struct {
+	Name      string     `json:"name"`
+	Transport string     `json:"transport"`
+	URL       string     `json:"url"`
+	Identity  string     `json:"identity"`
+	OAuth     bool       `json:"oauth"`
+	Persist   string     `json:"persist,omitempty"`
+	Token     tokenState `json:"token"`
+}
+
+func (a *app) authStatusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [TARGET]",
+		Short: "Show the keychain backend, stored logins and configured servers",
+		Long: `status shows the keychain backend, every identity with stored credentials (from
+oauth:index) and every configured HTTP/SSE server with the identity its tokens are stored
+under. TARGET narrows the output to one identity: a server name from the config, or a URL
+(normalized to its identity, e.g. https://huggingface.co/mcp?login → https://huggingface.co).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig(false)
+			if err != nil {
+				return err
+			}
+			var target string
+			if len(args) == 1 {
+				if target, err = targetIdentity(cfg, args[0]); err != nil {
+					return err
+				}
+			}
+			report, err := a.statusReport(cfg, target)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(report)
+			}
+			return a.printStatus(report)
+		},
+		ValidArgsFunction: a.completeServerNames,
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+// targetIdentity resolves a server name or URL to the identity it stores
+// tokens under.
+func targetIdentity(cfg *config.Config, target string) (string, error) {
+	if strings.Contains(target, "://") {
+		return oauth.Identity(target), nil
+	}
+	if cfg == nil {
+		return "", fmt.Errorf("%q is not a URL and there is no config to look it up in (use --config FILE)", target)
+	}
+	s, ok := cfg.Server(target)
+	if !ok {
+		return "", fmt.Errorf("no server %q in %s", target, cfg.Path)
+	}
+	if s.Transport == config.Stdio {
+		return "", fmt.Errorf("server %q is a stdio server: it has no OAuth login", target)
+	}
+	return oauth.Identity(s.URL), nil
+}
+
+func (a *app) statusReport(cfg *config.Config, target string) (*statusReport, error) {
+	now := time.Now()
+	kc, _ := a.stores()
+	report := &statusReport{Keychain: newKeychainStatus(kc.Status()), Identities: []identityStatus{}, Servers: []serverStatus{}}
+
+	creds := a.credentials("keyring")
+	ids, err := creds.Identities()
+	if err != nil {
+		a.logger.Warn("cannot read the identity index", "err", err)
+	}
+	for _, id := range ids {
+		if target != "" && id != target {
+			continue
+		}
+		tok, _, err := creds.Token(id)
+		if err != nil {
+			a.logger.Warn("cannot read stored token", "identity", redact.URL(id), "err", err)
+		}
+		ci, _, err := creds.Client(id)
+		if err != nil {
+			a.logger.Warn("cannot read stored client registration", "identity", redact.URL(id), "err", err)
+		}
+		report.Identities = append(report.Identities, identityStatus{
+			Identity:         redact.URL(id),
+			Token:            newTokenState(tok, now),
+			ClientRegistered: ci != nil,
+		})
+	}
+
+	if cfg != nil {
+		for _, s := range cfg.Servers {
+			id := oauth.Identity(s.URL)
+			if s.Transport == config.Stdio || (target != "" && id != target) {
+				continue
+			}
+			ss := serverStatus{Name: s.Name, Transport: string(s.Transport), URL: redact.URL(s.URL),
+				Identity: redact.URL(id), OAuth: s.Auth.OAuth}
+			if s.Auth.OAuth {
+				ss.Persist = s.Auth.Persist
+				tok, _, err := a.credentials(s.Auth.Persist).Token(oauth.IdentityCandidates(s.URL)...)
+				if err != nil {
+					a.logger.Warn("cannot read stored token", "server", s.Name, "err", err)
+				}
+				ss.Token = newTokenState(tok, now)
+			}
+			report.Servers = append(report.Servers, ss)
+		}
+	}
+	return report, nil
+}
+
+func (a *app) printStatus(r *statusReport) error {
+	fmt.Fprintf(a.stdout, "Keychain: %s\n\n", a.keychainLine())
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "STORED IDENTITY\tTOKEN\tCLIENT")
+	if len(r.Identities) == 0 {
+		fmt.Fprintln(w, "(none)\t\t")
+	}
+	for _, id := range r.Identities {
+		client := "-"
+		if id.ClientRegistered {
+			client = "registered"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", id.Identity, id.Token, client)
+	}
+	if len(r.Servers) > 0 {
+		fmt.Fprintln(w, "\t\t")
+		fmt.Fprintln(w, "SERVER\tTRANSPORT\tIDENTITY\tOAUTH\tPERSIST\tTOKEN")
+		for _, s := range r.Servers {
+			oauthOn, persist, token := "off", "-", "-"
+			if s.OAuth {
+				oauthOn, persist, token = "on", s.Persist, s.Token.String()
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Transport, s.Identity, oauthOn, persist, token)
+		}
+	}
+	return w.Flush()
+}
+
+// completeServerNames offers the HTTP/SSE servers of the config.
+func (a *app) completeServerNames(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	cfg, err := config.Load(a.configPath)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, s := range cfg.Servers {
+		if s.Transport != config.Stdio {
+			names = append(names, s.Name)
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}

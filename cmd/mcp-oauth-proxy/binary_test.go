@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The tests in this file run the real binary, as a user would.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "mcp-oauth-proxy-bin")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "mcp-oauth-proxy")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+// noDBusEnv is the environment of a machine without any D-Bus session.
+func noDBusEnv(t *testing.T) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "DBUS_SESSION_BUS_ADDRESS=") || strings.HasPrefix(kv, "XDG_RUNTIME_DIR=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "XDG_RUNTIME_DIR="+t.TempDir())
+}
+
+func runBinary(t *testing.T, env []string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := cmd.ProcessState.ExitCode()
+	if ctx.Err() != nil {
+		t.Fatalf("%q did not finish within 60s (err %v)\nstderr:\n%s", args, err, stderr.String())
+	}
+	return cliResult{stdout.String(), stderr.String(), code}
+}
+
+func TestBinaryWithoutDBus(t *testing.T) {
+	env := noDBusEnv(t)
+	cfg := writeConfig(t, threeServers)
+	for _, args := range [][]string{
+		{"check", "--config", cfg},
+		{"auth", "status", "--config", cfg},
+		{"auth", "status", "--json", "--config", cfg},
+		{"auth", "clear", "--identity", "https://example.com/mcp"},
+		{"auth", "clear", "--all"},
+	} {
+		start := time.Now()
+		r := runBinary(t, env, args...)
+		if r.code != 0 {
+			t.Errorf("%q exited %d:\n%s", args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stdout+r.stderr, "tokens stay in memory") {
+			t.Errorf("%q does not say tokens stay in memory:\n%s%s", args, r.stdout, r.stderr)
+		}
+		if n := strings.Count(r.stderr, "keychain unavailable"); n > 1 {
+			t.Errorf("%q warned %d times about the keychain, want once:\n%s", args, n, r.stderr)
+		}
+		// Generous bound: "promptly" means no keychain wait, not a benchmark.
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("%q took %v without a D-Bus session", args, d)
+		}
+	}
+	r := runBinary(t, env, "check", "--config", cfg)
+	for _, want := range []string{"hf", "local", "fs", "https://huggingface.co ", "http://127.0.0.1:9 "} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = runBinary(t, env, "auth", "status", "--config", cfg)
+	if strings.Contains(r.stdout, " fs ") || strings.Contains(r.stdout, "stdio") {
+		t.Errorf("auth status lists the stdio server:\n%s", r.stdout)
+	}
+}
+
+// TestBinarySharesFastAgentKeychain needs a real Secret Service: run
+// `make test`, which provides a private one.
+func TestBinarySharesFastAgentKeychain(t *testing.T) {
+	if os.Getenv("MCP_OAUTH_PROXY_SECRET_SERVICE") != "1" {
+		t.Skip("needs a Secret Service session: run `make test`")
+	}
+	const identity = "https://example.com"
+	secretTool := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command("secret-tool", args...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	// Another program (fast-agent uses python keyring; secret-tool writes
+	// the same attributes) stores a login.
+	if _, err := secretTool(fastAgentToken, "store", "--label=fast-agent", "service", "fast-agent-mcp", "username", "oauth:tokens:"+identity); err != nil {
+		t.Fatalf("secret-tool store: %v", err)
+	}
+	if _, err := secretTool(`["`+identity+`"]`, "store", "--label=fast-agent", "service", "fast-agent-mcp", "username", "oauth:index"); err != nil {
+		t.Fatalf("secret-tool store: %v", err)
+	}
+	t.Cleanup(func() {
+		secretTool("", "clear", "service", "fast-agent-mcp", "username", "oauth:tokens:"+identity)
+		secretTool("", "clear", "service", "fast-agent-mcp", "username", "oauth:index")
+	})
+
+	env := os.Environ()
+	r := runBinary(t, env, "auth", "status", "--json")
+	if r.code != 0 {
+		t.Fatalf("auth status exited %d:\n%s", r.code, r.stderr)
+	}
+	var report statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &report); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	if !report.Keychain.Available || !report.Keychain.Writable {
+		t.Fatalf("keychain = %+v, want the Secret Service", report.Keychain)
+	}
+	found := false
+	for _, id := range report.Identities {
+		if id.Identity == identity && id.Token.Present && id.Token.Scope == "read" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("auth status --json does not show the stored token of %s:\n%s", identity, r.stdout)
+	}
+
+	r = runBinary(t, env, "auth", "clear", "--identity", "https://example.com/mcp")
+	if r.code != 0 || !strings.Contains(r.stdout, "oauth:tokens:"+identity) {
+		t.Fatalf("auth clear: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if out, err := secretTool("", "lookup", "service", "fast-agent-mcp", "username", "oauth:tokens:"+identity); err == nil {
+		t.Errorf("the token is still in the keychain: %q", out)
+	}
+	if out, _ := secretTool("", "lookup", "service", "fast-agent-mcp", "username", "oauth:index"); strings.Contains(out, identity) {
+		t.Errorf("the index still lists %s: %s", identity, out)
+	}
+}

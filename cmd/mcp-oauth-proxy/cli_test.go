@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
+)
+
+// fakeKeychain is an in-memory keychain backend, keyed by service and user.
+type fakeKeychain struct {
+	mu sync.Mutex
+	m  map[[2]string]string
+}
+
+func newFakeKeychain() *fakeKeychain { return &fakeKeychain{m: map[[2]string]string{}} }
+
+func (f *fakeKeychain) Get(service, user string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[[2]string{service, user}]
+	if !ok {
+		return "", store.ErrNotFound
+	}
+	return v, nil
+}
+
+func (f *fakeKeychain) Set(service, user, password string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.m[[2]string{service, user}] = password
+	return nil
+}
+
+func (f *fakeKeychain) Delete(service, user string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := [2]string{service, user}
+	if _, ok := f.m[k]; !ok {
+		return store.ErrNotFound
+	}
+	delete(f.m, k)
+	return nil
+}
+
+// entry returns the value stored under fast-agent's service.
+func (f *fakeKeychain) entry(user string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[[2]string{store.DefaultService, user}]
+	return v, ok
+}
+
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// runCLI runs the command in process against the fake keychain.
+func runCLI(t *testing.T, kc *fakeKeychain, args ...string) cliResult {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+	if kc != nil {
+		a.keychainBackend = kc
+	}
+	code := a.run(context.Background(), args)
+	return cliResult{stdout.String(), stderr.String(), code}
+}
+
+// writeConfig writes a config file into a fresh directory and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fastagent.config.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const threeServers = `
+mcp:
+  servers:
+    hf:
+      url: https://huggingface.co/mcp?login
+    local:
+      transport: sse
+      url: http://127.0.0.1:9/sse
+    fs:
+      command: npx
+      args: [-y, "@modelcontextprotocol/server-filesystem", /tmp]
+proxy:
+  listen:
+    hf: 127.0.0.1:8101
+`
+
+func TestCheckShowsEveryServer(t *testing.T) {
+	cfg := writeConfig(t, threeServers)
+	r := runCLI(t, newFakeKeychain(), "check", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("check exited %d; stderr:\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"hf", "local", "fs", "stdio", "sse",
+		"https://huggingface.co/mcp?login", "https://huggingface.co ", "http://127.0.0.1:9 ",
+		"127.0.0.1:8101", "none",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("check output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestCheckInvalidConfig(t *testing.T) {
+	cfg := writeConfig(t, `
+mcp:
+  servers:
+    bad:
+      url: ftp://example.com/mcp
+      auth:
+        redirect_port: 70000
+        redirect_path: callback
+`)
+	r := runCLI(t, newFakeKeychain(), "check", "--config", cfg)
+	if r.code == 0 {
+		t.Fatalf("check exited 0 on an invalid config:\n%s", r.stdout)
+	}
+	for _, want := range []string{"fastagent.config.yaml", "mcp.servers.bad.url", "redirect_port", "redirect_path"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("error output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+func TestCheckMissingConfig(t *testing.T) {
+	r := runCLI(t, newFakeKeychain(), "check", "--config", filepath.Join(t.TempDir(), "nope.yaml"))
+	if r.code == 0 || !strings.Contains(r.stderr, "nope.yaml") {
+		t.Errorf("check on a missing file: exit %d, stderr %q; want an error naming the file", r.code, r.stderr)
+	}
+}
+
+func TestCheckHonoursSecretsAndVariables(t *testing.T) {
+	cfg := writeConfig(t, `
+mcp:
+  servers:
+    api:
+      url: ${API_URL:https://api.example.com/v1/mcp}
+`)
+	secrets := filepath.Join(filepath.Dir(cfg), "fastagent.secrets.yaml")
+	if err := os.WriteFile(secrets, []byte("mcp:\n  servers:\n    api:\n      auth:\n        persist: memory\n        client_id: cid\n        client_secret: s3cr3t-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, newFakeKeychain(), "check", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "https://api.example.com/v1 ") || !strings.Contains(r.stdout, "memory") {
+		t.Errorf("check ignored the variable default or the secrets file:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout+r.stderr, "s3cr3t-value") {
+		t.Errorf("check printed the client secret:\n%s%s", r.stdout, r.stderr)
+	}
+}

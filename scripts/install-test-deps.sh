@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what `make test` needs on a fresh Debian/Ubuntu machine, and only
+# what is missing: a Secret Service (gnome-keyring) on a private D-Bus
+# session, and secret-tool for the interop tests.
+set -eu
+
+missing=""
+command -v dbus-run-session >/dev/null 2>&1 || missing="$missing dbus"
+command -v gnome-keyring-daemon >/dev/null 2>&1 || missing="$missing gnome-keyring"
+command -v secret-tool >/dev/null 2>&1 || missing="$missing libsecret-tools"
+
+if [ -n "$missing" ]; then
+	echo "install-test-deps: installing$missing" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	# dbus-x11 is deliberately not installed: with it, go-keyring would
+	# spawn dbus-launch and leak daemons (see store's package doc).
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
