@@ -1,0 +1,416 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler authorizes requests to one upstream server: it supplies the
+// bearer token and handles the upstream's 401 and 403 challenges. It
+// implements the proxy's Authorizer. Handlers are made by Engine.Handler
+// and are safe for concurrent use.
+type Handler struct {
+	e   *Engine
+	srv Server
+	st  *identityState
+}
+
+// identityState is shared by every Handler of one identity and store.
+type identityState struct {
+	identity   string
+	candidates []string
+	creds      *Credentials
+
+	loadOnce sync.Once
+	current  atomic.Pointer[Token] // nil: no token
+
+	mu            sync.Mutex
+	challenge     *BearerChallenge // the latest the upstream sent
+	disc          *Discovery       // cached for refreshes
+	refresh       *flight
+	login         *flight
+	lastRefreshed string    // access token the last refresh produced
+	retryRefresh  time.Time // no proactive refresh before this (backoff)
+	failures      int       // consecutive transient refresh failures
+}
+
+// flight is one refresh or login that any number of callers wait for.
+type flight struct {
+	done chan struct{}
+	tok  *Token
+	err  error
+
+	mu   sync.Mutex
+	link string
+}
+
+func newFlight() *flight { return &flight{done: make(chan struct{})} }
+
+func (f *flight) setLink(link string) {
+	f.mu.Lock()
+	f.link = link
+	f.mu.Unlock()
+}
+
+func (f *flight) Link() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.link
+}
+
+// Errors a Challenge or Login can report, wrapped in a *LoginError.
+var (
+	ErrLoginPending = errors.New("oauth: login still pending")
+	ErrLoginTimeout = errors.New("oauth: login timed out")
+)
+
+// LoginError reports a login that has not completed, with the link the
+// user can follow (empty when none was made yet).
+type LoginError struct {
+	Target string
+	Link   string
+	Err    error
+}
+
+func (e *LoginError) Error() string {
+	msg := fmt.Sprintf("oauth: authorization for %s did not complete: %v", e.Target, e.Err)
+	if e.Link != "" {
+		msg += "; open this link to authorize: " + e.Link
+	}
+	return msg
+}
+
+// LoginURL returns the login link; the proxy shows it to waiting clients.
+func (e *LoginError) LoginURL() string { return e.Link }
+
+func (e *LoginError) Unwrap() error { return e.Err }
+
+// Identity returns the identity the handler's tokens are stored under.
+func (h *Handler) Identity() string { return h.st.identity }
+
+func (h *Handler) target() string {
+	if h.srv.Name != "" {
+		return h.srv.Name
+	}
+	return h.st.identity
+}
+
+// load reads the stored token once per identity; later calls never touch
+// the store.
+func (h *Handler) load() {
+	h.st.loadOnce.Do(func() {
+		tok, _, err := h.st.creds.Token(h.st.candidates...)
+		if err != nil {
+			h.e.logger().Warn("cannot read the stored token; a new login will replace it",
+				"server", h.target(), "err", err)
+			return
+		}
+		if tok != nil {
+			h.st.current.CompareAndSwap(nil, tok)
+		}
+	})
+}
+
+// Token returns the access token to send, or "" when there is none yet. A
+// token inside the refresh margin is refreshed in the background; only an
+// expired one makes the caller wait for the refresh.
+func (h *Handler) Token(ctx context.Context) (string, error) {
+	h.load()
+	tok := h.st.current.Load()
+	if tok == nil {
+		return "", nil
+	}
+	now := h.e.now()
+	if tok.RefreshToken == "" || !tok.ExpiresWithin(now, h.e.refreshMargin()) {
+		return tok.AccessToken, nil
+	}
+	f := h.startRefresh(tok, false)
+	if f == nil {
+		if cur := h.st.current.Load(); cur != nil {
+			return cur.AccessToken, nil
+		}
+		return "", nil
+	}
+	if !tok.ExpiresWithin(now, 0) {
+		return tok.AccessToken, nil
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	if f.err != nil {
+		// The upstream's 401 will start a login.
+		return tok.AccessToken, nil
+	}
+	return f.tok.AccessToken, nil
+}
+
+// Challenge handles a 401 or a 403 insufficient_scope answer to a request
+// sent with token sent. See proxy.Authorizer.
+func (h *Handler) Challenge(ctx context.Context, res *http.Response, sent string) (bool, error) {
+	ch, ok := BearerChallengeFrom(res.Header)
+	if ok {
+		h.st.mu.Lock()
+		h.st.challenge = &ch
+		h.st.mu.Unlock()
+	}
+	switch res.StatusCode {
+	case http.StatusUnauthorized:
+		return h.unauthorized(ctx, sent)
+	case http.StatusForbidden:
+		if !ok || !ch.InsufficientScope() {
+			return false, nil
+		}
+		return h.stepUp(ctx, ch)
+	default:
+		return false, nil
+	}
+}
+
+func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
+	h.load()
+	cur := h.st.current.Load()
+	if cur != nil && cur.AccessToken != sent && !cur.ExpiresWithin(h.e.now(), 0) {
+		// Another caller already replaced the rejected token.
+		return true, nil
+	}
+	h.st.mu.Lock()
+	refreshedRejected := sent != "" && sent == h.st.lastRefreshed
+	h.st.mu.Unlock()
+	if cur != nil && cur.RefreshToken != "" && !refreshedRejected {
+		f := h.startRefresh(cur, true)
+		if f == nil {
+			return true, nil
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		if f.err == nil {
+			return true, nil
+		}
+		h.e.logger().Info("refresh failed; starting a new login", "server", h.target(), "err", f.err)
+	}
+	return h.waitLogin(ctx, h.startLogin("", false))
+}
+
+// stepUp re-authorizes with the union of the granted and the challenged
+// scopes. It gives up when the challenge asks for nothing new.
+func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) {
+	h.load()
+	var granted []string
+	if cur := h.st.current.Load(); cur != nil {
+		granted = cur.Scopes()
+	}
+	needed := unionScopes(granted, strings.Fields(h.srv.Scope), strings.Fields(ch.Scope))
+	if isSubset(needed, granted) {
+		return false, nil
+	}
+	h.e.logger().Info("the server asks for more scopes; authorizing again",
+		"server", h.target(), "scope", strings.Join(needed, " "))
+	return h.waitLogin(ctx, h.startLogin(strings.Join(needed, " "), false))
+}
+
+// Login runs a new login for the upstream, whatever is stored, after
+// probing the upstream for its challenge. It is what `auth login` does.
+func (h *Handler) Login(ctx context.Context) (*Token, error) {
+	h.load()
+	h.probe(ctx)
+	f := h.startLogin("", true)
+	if _, err := h.waitLogin(ctx, f); err != nil {
+		return nil, err
+	}
+	return f.tok, nil
+}
+
+func (h *Handler) waitLogin(ctx context.Context, f *flight) (bool, error) {
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return false, &LoginError{Target: h.target(), Link: f.Link(), Err: ErrLoginPending}
+	}
+	if f.err != nil {
+		var le *LoginError
+		if errors.As(f.err, &le) {
+			return false, f.err
+		}
+		return false, &LoginError{Target: h.target(), Link: f.Link(), Err: f.err}
+	}
+	return true, nil
+}
+
+// startRefresh returns the refresh in flight, or starts one for old. It
+// returns nil when old is no longer the current token (it was replaced,
+// and refreshing it again would send a rotated refresh token twice) or,
+// unless force, while a failed refresh backs off.
+func (h *Handler) startRefresh(old *Token, force bool) *flight {
+	st := h.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.refresh != nil {
+		return st.refresh
+	}
+	if st.current.Load() != old || (!force && h.e.now().Before(st.retryRefresh)) {
+		return nil
+	}
+	f := newFlight()
+	st.refresh = f
+	go func() {
+		f.tok, f.err = h.refresh(old)
+		st.mu.Lock()
+		st.refresh = nil
+		st.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+func (h *Handler) refresh(old *Token) (*Token, error) {
+	st := h.st
+	ctx, cancel := context.WithTimeout(h.e.ctx, time.Minute)
+	defer cancel()
+	disc, err := h.discovery(ctx, true)
+	if err != nil {
+		h.refreshFailed(err)
+		return nil, err
+	}
+	client, err := h.refreshClient()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := h.tokenEndpoint(disc, client).Refresh(ctx, old.RefreshToken, disc.Resource, old.Scope)
+	if err != nil {
+		var te *TokenError
+		switch {
+		case errors.As(err, &te) && te.Code == "invalid_grant":
+			h.e.logger().Info("the refresh token was rejected; dropping it", "server", h.target())
+			st.current.CompareAndSwap(old, nil)
+			if err := st.creds.DeleteToken(st.identity); err != nil {
+				h.e.logger().Warn("cannot delete the rejected token", "server", h.target(), "err", err)
+			}
+		case errors.As(err, &te) && (te.Code == "invalid_client" || te.Code == "unauthorized_client"):
+			h.e.logger().Info("the client registration was rejected; dropping it", "server", h.target())
+			st.current.CompareAndSwap(old, nil)
+			h.dropClient()
+		default:
+			h.refreshFailed(err)
+		}
+		return nil, err
+	}
+	if tok.Scope == "" {
+		tok.Scope = old.Scope
+	}
+	// Persist first: a rotated refresh token must survive a crash.
+	h.save(tok)
+	st.current.Store(tok)
+	st.mu.Lock()
+	st.lastRefreshed, st.failures, st.retryRefresh = tok.AccessToken, 0, time.Time{}
+	st.mu.Unlock()
+	h.e.logger().Debug("token refreshed", "server", h.target(), "expires_at", tok.ExpiresAt)
+	return tok, nil
+}
+
+// refreshFailed backs proactive refreshes off after a transient failure;
+// the old token stays in use until it expires.
+func (h *Handler) refreshFailed(err error) {
+	st := h.st
+	st.mu.Lock()
+	st.failures++
+	backoff := min(time.Duration(1<<min(st.failures, 9))*time.Second, 5*time.Minute)
+	st.retryRefresh = h.e.now().Add(backoff)
+	st.mu.Unlock()
+	h.e.logger().Warn("token refresh failed; keeping the current token", "server", h.target(),
+		"retry_in", backoff, "err", err)
+}
+
+func (h *Handler) refreshClient() (*ClientInfo, error) {
+	if h.srv.ClientID != "" {
+		return &ClientInfo{ClientID: h.srv.ClientID, ClientSecret: h.srv.ClientSecret}, nil
+	}
+	ci, _, err := h.st.creds.Client(h.st.candidates...)
+	if err != nil {
+		return nil, err
+	}
+	if ci == nil {
+		return nil, fmt.Errorf("oauth: no client registration stored for %s", h.st.identity)
+	}
+	return ci, nil
+}
+
+func (h *Handler) dropClient() {
+	if err := h.st.creds.DeleteClient(h.st.identity); err != nil {
+		h.e.logger().Warn("cannot delete the client registration", "server", h.target(), "err", err)
+	}
+	if err := h.st.creds.DeleteToken(h.st.identity); err != nil {
+		h.e.logger().Warn("cannot delete the token", "server", h.target(), "err", err)
+	}
+}
+
+// save persists tok. A failed write is loud but not fatal: the token stays
+// usable from memory for this process.
+func (h *Handler) save(tok *Token) {
+	if err := h.st.creds.SaveToken(h.st.identity, tok); err != nil {
+		h.e.logger().Warn("cannot save the token; it is kept in memory for this process only",
+			"server", h.target(), "err", err)
+	}
+}
+
+func (h *Handler) tokenEndpoint(disc *Discovery, client *ClientInfo) *TokenEndpoint {
+	return &TokenEndpoint{
+		HTTPClient: h.e.client,
+		URL:        disc.Metadata.TokenEndpoint,
+		Client:     client,
+		Supported:  disc.Metadata.TokenEndpointAuthMethodsSupported,
+		Now:        h.e.Now,
+	}
+}
+
+// discovery returns the cached discovery when cached is true and there is
+// one, else discovers again using the latest challenge.
+func (h *Handler) discovery(ctx context.Context, cached bool) (*Discovery, error) {
+	st := h.st
+	st.mu.Lock()
+	ch, disc := st.challenge, st.disc
+	st.mu.Unlock()
+	if cached && disc != nil {
+		return disc, nil
+	}
+	disc, err := h.e.discoverer().Discover(ctx, h.srv.URL, ch)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	st.disc = disc
+	st.mu.Unlock()
+	return disc, nil
+}
+
+func unionScopes(sets ...[]string) []string {
+	var out []string
+	for _, set := range sets {
+		for _, s := range set {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func isSubset(sub, set []string) bool {
+	for _, s := range sub {
+		if !slices.Contains(set, s) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,253 @@
+package oauth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// startLogin returns the login in flight for the identity, or starts one.
+// scope, when set, is requested instead of the usual choice (a step-up).
+// force skips adopting a token another process stored meanwhile.
+func (h *Handler) startLogin(scope string, force bool) *flight {
+	st := h.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.login != nil {
+		return st.login
+	}
+	f := newFlight()
+	st.login = f
+	go func() {
+		f.tok, f.err = h.runLogin(f, scope, force)
+		st.mu.Lock()
+		st.login = nil
+		st.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+func (h *Handler) runLogin(f *flight, scope string, force bool) (*Token, error) {
+	ctx, cancel := context.WithTimeout(h.e.ctx, h.e.loginTimeout())
+	defer cancel()
+	st := h.st
+	cur := st.current.Load()
+	if !force {
+		if tok := h.adoptStored(cur, scope); tok != nil {
+			return tok, nil
+		}
+	}
+	tok, err := h.login(ctx, f, scope)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			err = ErrLoginTimeout
+		}
+		h.e.logger().Warn("authorization failed", "server", h.target(), "err", err)
+		return nil, &LoginError{Target: h.target(), Link: f.Link(), Err: err}
+	}
+	h.save(tok)
+	st.current.Store(tok)
+	st.mu.Lock()
+	st.lastRefreshed, st.failures, st.retryRefresh = "", 0, time.Time{}
+	st.mu.Unlock()
+	h.e.logger().Info("authorized", "server", h.target(), "identity", st.identity)
+	return tok, nil
+}
+
+// adoptStored returns a usable token that another process (`auth login` in
+// another terminal, fast-agent) stored since cur was loaded, if any.
+func (h *Handler) adoptStored(cur *Token, scope string) *Token {
+	st := h.st
+	tok, _, err := st.creds.Token(st.candidates...)
+	if err != nil || tok == nil || tok.ExpiresWithin(h.e.now(), 0) {
+		return nil
+	}
+	if cur != nil && tok.AccessToken == cur.AccessToken {
+		return nil
+	}
+	if scope != "" && !isSubset(strings.Fields(scope), tok.Scopes()) {
+		return nil
+	}
+	h.e.logger().Info("using the token another process stored", "server", h.target())
+	st.current.Store(tok)
+	return tok
+}
+
+// login discovers the authorization server, resolves the client and runs
+// the browser flow. A client registration the server rejects is dropped
+// and made again, once.
+func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, error) {
+	disc, err := h.discovery(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if scope == "" {
+		scope = h.chooseScope(disc)
+	}
+	st := h.st
+	for attempt := 0; ; attempt++ {
+		stored, _, err := st.creds.Client(st.candidates...)
+		if err != nil {
+			h.e.logger().Warn("ignoring the unreadable client registration", "server", h.target(), "err", err)
+			stored = nil
+		}
+		client, registered, err := h.e.discoverer().ResolveClient(ctx, disc, ClientOptions{
+			ClientID:          h.srv.ClientID,
+			ClientSecret:      h.srv.ClientSecret,
+			ClientMetadataURL: h.srv.ClientMetadataURL,
+			RedirectURI:       h.srv.redirectURI(),
+			Scope:             h.srv.Scope,
+		}, stored)
+		if err != nil {
+			return nil, err
+		}
+		if registered {
+			if err := st.creds.SaveClient(st.identity, client); err != nil {
+				h.e.logger().Warn("cannot save the client registration", "server", h.target(), "err", err)
+			}
+		}
+		tok, err := h.authorize(ctx, f, disc, client, scope)
+		var te *TokenError
+		if attempt == 0 && h.srv.ClientID == "" && errors.As(err, &te) &&
+			(te.Code == "invalid_client" || te.Code == "unauthorized_client") {
+			h.e.logger().Info("the authorization server rejected the client; registering again", "server", h.target())
+			h.dropClient()
+			continue
+		}
+		return tok, err
+	}
+}
+
+// chooseScope: the configured scope as given; else the challenge's; else
+// the resource's scopes_supported; else none.
+func (h *Handler) chooseScope(disc *Discovery) string {
+	if h.srv.Scope != "" {
+		return h.srv.Scope
+	}
+	h.st.mu.Lock()
+	ch := h.st.challenge
+	h.st.mu.Unlock()
+	if ch != nil && ch.Scope != "" {
+		return ch.Scope
+	}
+	if disc.ResourceMetadata != nil {
+		return strings.Join(disc.ResourceMetadata.ScopesSupported, " ")
+	}
+	return ""
+}
+
+// authorize runs one authorization code flow with PKCE and exchanges the
+// code.
+func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, client *ClientInfo, scope string) (*Token, error) {
+	state, verifier := NewState(), NewVerifier()
+	redirectURI := h.srv.redirectURI()
+	// Expect registers the login even when the port cannot be bound: a
+	// pasted callback can still complete it.
+	pending, listenErr := h.e.callbacks.Expect(h.srv.redirectPort(), h.srv.redirectPath(), state)
+	if listenErr != nil {
+		h.e.logger().Warn("cannot listen for the authorization callback; paste the URL the browser ends on (or its code) into this terminal or the status page",
+			"redirect_uri", redirectURI, "err", listenErr)
+	}
+	defer pending.Close()
+	link := AuthRequest{
+		Endpoint:    disc.Metadata.AuthorizationEndpoint,
+		ClientID:    client.ClientID,
+		RedirectURI: redirectURI,
+		Scope:       scope,
+		Resource:    disc.Resource,
+		State:       state,
+		Verifier:    verifier,
+	}.URL()
+	f.setLink(link)
+	h.e.prompt(h.target(), link)
+
+	res, err := pending.Wait(ctx)
+	if err != nil {
+		var ce *CallbackError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("oauth: the authorization server refused: %w", err)
+		}
+		return nil, err
+	}
+	if res.Iss != "" || disc.Metadata.AuthorizationResponseIssParameterSupported {
+		// RFC 9207: a mix-up defence; compare exactly, no normalisation.
+		if res.Iss != disc.Metadata.Issuer {
+			return nil, fmt.Errorf("oauth: authorization response came from issuer %q, want %q", res.Iss, disc.Metadata.Issuer)
+		}
+	}
+	tok, err := h.tokenEndpoint(disc, client).Exchange(ctx, res.Code, verifier, redirectURI, disc.Resource)
+	if err != nil {
+		return nil, err
+	}
+	if tok.Scope == "" {
+		tok.Scope = scope
+	}
+	return tok, nil
+}
+
+// probe sends the upstream an unauthenticated first request (initialize
+// for Streamable HTTP, the stream GET for SSE) to learn its challenge.
+func (h *Handler) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var req *http.Request
+	var err error
+	if h.srv.Transport == "sse" {
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, h.srv.URL, nil)
+		if err == nil {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+	} else {
+		body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + h.e.protocolVersion() +
+			`","capabilities":{},"clientInfo":{"name":"mcp-oauth-proxy","version":"1"}}}`
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, h.srv.URL, strings.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+		}
+	}
+	if err != nil {
+		h.e.logger().Warn("cannot probe the upstream", "server", h.target(), "err", err)
+		return
+	}
+	for k, v := range h.srv.Headers {
+		if !isAuthHeader(k) {
+			req.Header.Set(k, v)
+		}
+	}
+	req.Header.Set("MCP-Protocol-Version", h.e.protocolVersion())
+	res, err := h.e.client.Do(req)
+	if err != nil {
+		h.e.logger().Warn("cannot reach the upstream; discovering from well-known metadata", "server", h.target(), "err", err)
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	res.Body.Close()
+	if ch, ok := BearerChallengeFrom(res.Header); ok && (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden) {
+		h.st.mu.Lock()
+		h.st.challenge = &ch
+		h.st.mu.Unlock()
+		return
+	}
+	h.e.logger().Info("the upstream did not ask for authorization; discovering from well-known metadata",
+		"server", h.target(), "status", res.StatusCode)
+	if sid := res.Header.Get("Mcp-Session-Id"); sid != "" && res.StatusCode/100 == 2 {
+		// End the session the probe opened.
+		if del, err := http.NewRequestWithContext(ctx, http.MethodDelete, h.srv.URL, bytes.NewReader(nil)); err == nil {
+			del.Header.Set("Mcp-Session-Id", sid)
+			if r, err := h.e.client.Do(del); err == nil {
+				r.Body.Close()
+			}
+		}
+	}
+}
+
+func isAuthHeader(name string) bool {
+	return strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "X-HF-Authorization")
+}
