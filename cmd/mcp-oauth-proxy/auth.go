@@ -13,6 +13,6 @@ func (a *app) authCommand() *cobra.Command {
 		RunE:  status.RunE,
 	}
 	cmd.Flags().AddFlagSet(status.Flags())
-	cmd.AddCommand(status, a.authClearCommand())
+	cmd.AddCommand(status, a.authLoginCommand(), a.authClearCommand())
 	return cmd
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -89,7 +88,7 @@ under. TARGET narrows the output to one identity: a server name from the config,
 // targetIdentity resolves a server name or URL to the identity it stores
 // tokens under.
 func targetIdentity(cfg *config.Config, target string) (string, error) {
-	if strings.Contains(target, "://") {
+	if isURL(target) {
 		return oauth.Identity(target), nil
 	}
 	if cfg == nil {

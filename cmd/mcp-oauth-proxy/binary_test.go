@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
 )
 
 // The tests in this file run the real binary, as a user would.
@@ -64,7 +69,8 @@ func noDBusEnv(t *testing.T) []string {
 
 func runBinary(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	// Not t.Context(): it is already cancelled when cleanups run.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), args...)
 	cmd.Env = env
@@ -173,5 +179,49 @@ func TestBinarySharesFastAgentKeychain(t *testing.T) {
 	}
 	if out, _ := secretTool("", "lookup", "service", "fast-agent-mcp", "username", "oauth:index"); strings.Contains(out, identity) {
 		t.Errorf("the index still lists %s: %s", identity, out)
+	}
+}
+
+// TestBinaryLoginWithSecretService is the acceptance of `auth login`:
+// a real binary, a real Secret Service (`make test`), and a user who
+// follows the printed link with a plain HTTP GET.
+func TestBinaryLoginWithSecretService(t *testing.T) {
+	if os.Getenv("MCP_OAUTH_PROXY_SECRET_SERVICE") != "1" {
+		t.Skip("needs a Secret Service session: run `make test`")
+	}
+	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{IssueRefreshTokens: true})
+	rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+	identity := oauth.Identity(rs.Endpoint)
+	t.Cleanup(func() { runBinary(t, os.Environ(), "auth", "clear", "--identity", identity) })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), "auth", "login", rs.Endpoint, "--redirect-port", strconv.Itoa(freePort(t)))
+	var stdout bytes.Buffer
+	stderr := new(oauthtest.Buffer)
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	link, err := stderr.NextLink(ctx)
+	if err != nil {
+		t.Fatalf("no link: %v\n%s", err, stderr.String())
+	}
+	// A plain GET, following redirects, as a browser would.
+	res, err := http.Get(link)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET link: %v %v", res, err)
+	}
+	res.Body.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("auth login: %v\n%s", err, stderr.String())
+	}
+	out, err := exec.Command("secret-tool", "lookup", "service", "fast-agent-mcp", "username", "oauth:tokens:"+identity).Output()
+	if err != nil || !strings.Contains(string(out), `"access_token"`) {
+		t.Fatalf("the keychain does not hold oauth:tokens:%s: %v %q", identity, err, out)
+	}
+	r := runBinary(t, os.Environ(), "auth", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, identity) || !strings.Contains(r.stdout, "expires in") {
+		t.Errorf("auth status after login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

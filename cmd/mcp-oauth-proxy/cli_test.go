@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,15 +15,21 @@ import (
 
 // fakeKeychain is an in-memory keychain backend, keyed by service and user.
 type fakeKeychain struct {
-	mu sync.Mutex
-	m  map[[2]string]string
+	mu   sync.Mutex
+	m    map[[2]string]string
+	fail bool // every call fails
 }
+
+var errKeychainBroken = errors.New("keychain is locked")
 
 func newFakeKeychain() *fakeKeychain { return &fakeKeychain{m: map[[2]string]string{}} }
 
 func (f *fakeKeychain) Get(service, user string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail {
+		return "", errKeychainBroken
+	}
 	v, ok := f.m[[2]string{service, user}]
 	if !ok {
 		return "", store.ErrNotFound
@@ -33,6 +40,9 @@ func (f *fakeKeychain) Get(service, user string) (string, error) {
 func (f *fakeKeychain) Set(service, user, password string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail {
+		return errKeychainBroken
+	}
 	f.m[[2]string{service, user}] = password
 	return nil
 }
@@ -40,6 +50,9 @@ func (f *fakeKeychain) Set(service, user, password string) error {
 func (f *fakeKeychain) Delete(service, user string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail {
+		return errKeychainBroken
+	}
 	k := [2]string{service, user}
 	if _, ok := f.m[k]; !ok {
 		return store.ErrNotFound

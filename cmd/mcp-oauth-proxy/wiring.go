@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/config"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+)
+
+// authFlags are the per-server OAuth settings a command line can give: for
+// a URL target they are the whole configuration, for a configured server
+// they override what the config says.
+type authFlags struct {
+	transport         string
+	persist           string
+	redirectPort      int
+	scope             string
+	clientID          string
+	clientSecret      string
+	clientMetadataURL string
+
+	cmd *cobra.Command // to tell which flags were given
+}
+
+func (f *authFlags) register(cmd *cobra.Command) {
+	f.cmd = cmd
+	fl := cmd.Flags()
+	fl.StringVar(&f.transport, "transport", "http", "transport of a URL target: http or sse")
+	fl.StringVar(&f.persist, "persist", "keyring", "where tokens of a URL target live: keyring or memory")
+	fl.IntVar(&f.redirectPort, "redirect-port", 3030, "port of the login callback http://localhost:PORT/callback")
+	fl.StringVar(&f.scope, "scope", "", "scopes to request, space-separated (default: what the server asks for)")
+	fl.StringVar(&f.clientID, "client-id", "", "a pre-registered OAuth client ID")
+	fl.StringVar(&f.clientSecret, "client-secret", "", "the pre-registered client's secret")
+	fl.StringVar(&f.clientMetadataURL, "client-metadata-url", "", "a client ID metadata document URL (CIMD), used when the server supports it")
+}
+
+// apply overlays the flags that were given on s.
+func (f *authFlags) apply(s *config.Server) {
+	changed := f.cmd.Flags().Changed
+	if changed("persist") {
+		s.Auth.Persist = f.persist
+	}
+	if changed("redirect-port") {
+		s.Auth.RedirectPort = f.redirectPort
+	}
+	if changed("scope") {
+		s.Auth.Scope = f.scope
+	}
+	if changed("client-id") {
+		s.Auth.ClientID = f.clientID
+	}
+	if changed("client-secret") {
+		s.Auth.ClientSecret = f.clientSecret
+	}
+	if changed("client-metadata-url") {
+		s.Auth.ClientMetadataURL = f.clientMetadataURL
+	}
+}
+
+// adHocServer builds the server of a URL target from the flags.
+func (f *authFlags) adHocServer(rawURL string) (config.Server, error) {
+	s, err := config.NewServer(oauth.Identity(rawURL), rawURL, config.Transport(f.transport))
+	if err != nil {
+		return config.Server{}, err
+	}
+	f.apply(&s)
+	return s, s.Validate()
+}
+
+// engineFlags are the settings of the OAuth engine shared by every server.
+type engineFlags struct {
+	allowInsecureHTTP bool
+	loginTimeout      time.Duration
+}
+
+func (f *engineFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false,
+		"allow plain-http authorization servers on non-loopback hosts")
+	cmd.Flags().DurationVar(&f.loginTimeout, "login-timeout", 5*time.Minute, "how long a login waits for the browser")
+}
+
+// newEngine builds the OAuth engine. When stdin is a terminal, a pasted
+// callback URL (or code) completes a pending login, so a browser on
+// another machine works too.
+func (a *app) newEngine(ctx context.Context, f engineFlags) *oauth.Engine {
+	callbacks := &oauth.Callbacks{Logger: a.logger}
+	if file, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
+		go callbacks.ReadPastes(ctx, a.stdin, a.stderr)
+	}
+	return &oauth.Engine{
+		Callbacks:         callbacks,
+		Stderr:            a.stderr,
+		Logger:            a.logger,
+		AllowInsecureHTTP: f.allowInsecureHTTP,
+		LoginTimeout:      f.loginTimeout,
+	}
+}
+
+// oauthServer describes a configured server to the engine.
+func (a *app) oauthServer(s config.Server) oauth.Server {
+	return oauth.Server{
+		Name:              s.Name,
+		URL:               s.URL,
+		Transport:         string(s.Transport),
+		Headers:           s.Headers,
+		Store:             a.storeFor(s.Auth.Persist),
+		Scope:             s.Auth.Scope,
+		ClientID:          s.Auth.ClientID,
+		ClientSecret:      s.Auth.ClientSecret,
+		ClientMetadataURL: s.Auth.ClientMetadataURL,
+		RedirectPort:      s.Auth.RedirectPort,
+		RedirectPath:      s.Auth.RedirectPath,
+	}
+}
+
+// resolveTarget returns the configured server named target, or an ad hoc
+// server when target is a URL.
+func (a *app) resolveTarget(target string, flags *authFlags) (config.Server, error) {
+	if isURL(target) {
+		return flags.adHocServer(target)
+	}
+	cfg, err := a.loadConfig(true)
+	if err != nil {
+		return config.Server{}, err
+	}
+	s, ok := cfg.Server(target)
+	if !ok {
+		return config.Server{}, fmt.Errorf("no server %q in %s (give a server name or an http(s) URL)", target, cfg.Path)
+	}
+	if s.Transport == config.Stdio {
+		return config.Server{}, fmt.Errorf("server %q is a stdio server: it has no OAuth login", target)
+	}
+	if !s.Auth.OAuth {
+		return config.Server{}, fmt.Errorf("server %q has OAuth turned off (auth.oauth: false)", target)
+	}
+	flags.apply(&s)
+	return s, s.Validate()
+}
