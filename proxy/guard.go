@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// guard refuses requests that do not come from a local, non-browser client
+// of this listener: a Host that is not one of the listener's names means a
+// DNS-rebinding page (or a misdirected request), an Origin that is not a
+// loopback origin means a web page.
+type guard struct {
+	hosts []allowedHost
+	// remote names of the listener, accepted on its port with AllowRemote:
+	// the host of Server.Listen (the connection's local IP is also accepted)
+	listenHost  string
+	allowRemote bool
+}
+
+type allowedHost struct {
+	host string // lower case, without brackets
+	port string // "" for the listener's port
+}
+
+func newGuard(s Server, o Options) (*guard, error) {
+	g := &guard{allowRemote: o.AllowRemote}
+	for _, h := range o.AllowedHosts {
+		a, err := parseAllowedHost(h)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: allowed host %q: %w", h, err)
+		}
+		g.hosts = append(g.hosts, a)
+	}
+	if o.AllowRemote && s.Listen != "" {
+		if host, _, err := net.SplitHostPort(s.Listen); err == nil {
+			g.listenHost = strings.ToLower(host)
+		}
+	}
+	return g, nil
+}
+
+func parseAllowedHost(s string) (allowedHost, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host, port = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"), ""
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return allowedHost{}, fmt.Errorf("want a host name or host:port")
+	}
+	if host == "" || strings.ContainsAny(host, "/ @?#[]") || strings.Contains(host, ":") && net.ParseIP(host) == nil {
+		return allowedHost{}, fmt.Errorf("want a host name or host:port")
+	}
+	return allowedHost{host: host, port: port}, nil
+}
+
+// middleware refuses guarded requests with 403 before anything is forwarded.
+func (g *guard) middleware(h *handler) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := g.check(r); err != nil {
+				h.log.Warn("refused request", "err", err, "remote", r.RemoteAddr)
+				writeRPCError(w, http.StatusForbidden, nil, "mcp-oauth-proxy: "+err.Error(), "")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func (g *guard) check(r *http.Request) error {
+	var localIP, port string
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && a != nil {
+		localIP, port, _ = net.SplitHostPort(a.String())
+	}
+	if !g.hostAllowed(r.Host, localIP, port) {
+		return fmt.Errorf("refused request with Host %q: not a name of this listener (allow it with --allow-host)", r.Host)
+	}
+	for _, origin := range r.Header.Values("Origin") {
+		if !loopbackOrigin(origin) {
+			return fmt.Errorf("refused request with Origin %q: only local clients may use this listener", origin)
+		}
+	}
+	return nil
+}
+
+// hostAllowed reports whether the Host header names this listener. port is
+// the listener's port ("" when unknown, then any port is accepted for the
+// loopback names).
+func (g *guard) hostAllowed(hostport, localIP, port string) bool {
+	host, hport := splitHost(hostport)
+	if host == "" {
+		return false
+	}
+	for _, a := range g.hosts {
+		if a.host == host && (a.port == hport || a.port == "" && (port == "" || hport == port)) {
+			return true
+		}
+	}
+	if port != "" && hport != port {
+		return false
+	}
+	if isLoopbackHost(host) {
+		return true
+	}
+	return g.allowRemote && (host == g.listenHost || sameIP(host, localIP))
+}
+
+// splitHost splits a Host header into lower-case host (without brackets) and
+// port, which defaults to 80.
+func splitHost(hostport string) (host, port string) {
+	hostport = strings.ToLower(hostport)
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return h, p
+	}
+	if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		return hostport[1 : len(hostport)-1], "80"
+	}
+	if strings.Contains(hostport, ":") && net.ParseIP(hostport) == nil {
+		return "", "" // a malformed host:port
+	}
+	return hostport, "80"
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func sameIP(a, b string) bool {
+	ia, ib := net.ParseIP(a), net.ParseIP(b)
+	return ia != nil && ib != nil && ia.Equal(ib) && !ia.IsUnspecified()
+}
+
+// loopbackOrigin reports whether origin is a page served from this machine
+// (http or https on localhost, 127.0.0.0/8 or [::1], any port).
+func loopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" && u.Path != "/" {
+		return false
+	}
+	return isLoopbackHost(strings.ToLower(u.Hostname()))
+}

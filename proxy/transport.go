@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+)
+
+const (
+	// maxAuthReplays bounds the replays after a 401: the first follows the
+	// Authorizer's refresh or login; a second is made only if the replay
+	// was refused too and the Authorizer came up with yet another token.
+	maxAuthReplays = 2
+
+	// maxStepUps bounds the replays after a 403 insufficient_scope.
+	maxStepUps = 3
+
+	// streamedChallengeWait is how long a request whose body could not be
+	// buffered waits on the Authorizer: long enough to start the login and
+	// learn its link, which the client is then shown.
+	streamedChallengeWait = 2 * time.Second
+
+	// maxHeldBody is how much of a refused response is read into memory
+	// while the Authorizer works, so the upstream connection is not held
+	// through a login.
+	maxHeldBody = 64 << 10
+)
+
+// authTransport adds the bearer token to upstream requests and, on a 401 or
+// a 403 insufficient_scope, lets the Authorizer refresh or log in, then
+// replays the request. The client has been sent nothing yet at that point, so
+// the replay is invisible to it. Concurrent requests are not serialised: the
+// Authorizer shares one flow among them. The rules:
+//   - a request is replayed only with a token other than the one refused;
+//   - at most maxAuthReplays replays follow 401s and maxStepUps follow 403s;
+//     past that, or when Challenge reports no retry, the upstream's last
+//     answer goes to the client as it is (status, headers, body);
+//   - a Challenge error is answered with the upstream's status and a JSON-RPC
+//     error naming the login link, if the error has one;
+//   - a request whose body was too large to buffer cannot be replayed: the
+//     flow is started and the client gets an error with the login link.
+type authTransport struct {
+	base     http.RoundTripper
+	auth     Authorizer // nil: no OAuth
+	upstream string     // upstream URL for messages
+	log      *slog.Logger
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.auth == nil {
+		return t.base.RoundTrip(req)
+	}
+	ctx := req.Context()
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	tok := t.token(ctx)
+	var replays, stepUps int
+	for attempt := 0; ; attempt++ {
+		out := req.Clone(ctx)
+		if attempt > 0 && req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			out.Body = body
+		}
+		if tok != "" {
+			out.Header.Set("Authorization", "Bearer "+tok)
+		}
+		res, err := t.base.RoundTrip(out)
+		if err != nil {
+			return nil, err
+		}
+		stepUp := res.StatusCode == http.StatusForbidden && insufficientScope(res.Header)
+		if res.StatusCode != http.StatusUnauthorized && !stepUp {
+			return res, nil
+		}
+		if !replayable {
+			return nil, t.cannotReplay(ctx, res, tok)
+		}
+		if stepUp && stepUps == maxStepUps || !stepUp && replays == maxAuthReplays {
+			t.log.Warn("upstream still refuses the request after re-authorization; passing its answer on",
+				"status", res.StatusCode, "step-ups", stepUps, "replays", replays)
+			return res, nil
+		}
+		holdBody(res)
+		t.log.Debug("upstream asks for authorization; holding the request", "status", res.StatusCode, "path", req.URL.Path)
+		retry, err := t.auth.Challenge(ctx, res, tok)
+		if err != nil {
+			discard(res.Body)
+			if ctx.Err() != nil {
+				return nil, ctx.Err() // the client went away or the proxy is shutting down
+			}
+			return nil, &authError{status: res.StatusCode, msg: "authorization for " + t.upstream + " failed", err: err}
+		}
+		if !retry {
+			return res, nil
+		}
+		next := t.token(ctx)
+		if next == tok {
+			// The same token would be refused again.
+			return res, nil
+		}
+		discard(res.Body)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		tok = next
+		if stepUp {
+			stepUps++
+		} else {
+			replays++
+		}
+		t.log.Debug("replaying the request with a new token", "path", req.URL.Path)
+	}
+}
+
+// token returns the token to send, or "" for none. An Authorizer error is
+// logged and the request goes out without a token: the upstream's 401 then
+// leads to Challenge, which can log in again.
+func (t *authTransport) token(ctx context.Context) string {
+	tok, err := t.auth.Token(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.log.Warn("no token available; sending the request without one", "err", err)
+		}
+		return ""
+	}
+	return tok
+}
+
+// cannotReplay handles a refusal of a request whose body was too large to
+// buffer: it starts the Authorizer's flow, waiting only briefly so the login
+// link is known, and returns the error the client is shown.
+func (t *authTransport) cannotReplay(ctx context.Context, res *http.Response, sent string) error {
+	defer discard(res.Body)
+	cctx, cancel := context.WithTimeout(ctx, streamedChallengeWait)
+	defer cancel()
+	retry, err := t.auth.Challenge(cctx, res, sent)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := "the upstream " + t.upstream + " asks for authorization, but the request body is too large to be held and sent again"
+	switch {
+	case err == nil && retry:
+		msg += "; the token has been renewed: send the request again"
+	case err == nil:
+	case loginURL(err) != "":
+		msg += "; log in, then send the request again"
+	default:
+		msg += fmt.Sprintf("; authorization failed: %v", err)
+	}
+	return &authError{status: res.StatusCode, msg: msg, err: err}
+}
+
+// authError is answered to the client as a JSON-RPC error with its status.
+type authError struct {
+	status int    // upstream's status: 401 or 403
+	msg    string // what happened, without the cause
+	err    error  // the Authorizer's error, if any
+}
+
+func (e *authError) Error() string {
+	s := "mcp-oauth-proxy: " + e.msg
+	if e.err != nil && !strings.Contains(s, e.err.Error()) {
+		s += ": " + e.err.Error()
+	}
+	if u := e.LoginURL(); u != "" && !strings.Contains(s, u) {
+		s += " (login: " + u + ")"
+	}
+	return s
+}
+
+func (e *authError) Unwrap() error { return e.err }
+
+// LoginURL returns the link of the pending or failed login, if any.
+func (e *authError) LoginURL() string { return loginURL(e.err) }
+
+func loginURL(err error) string {
+	if l, ok := errors.AsType[interface {
+		error
+		LoginURL() string
+	}](err); ok {
+		return l.LoginURL()
+	}
+	return ""
+}
+
+// insufficientScopeRE matches the error parameter of a Bearer challenge
+// (RFC 6750 §3) asking for more scope.
+var insufficientScopeRE = regexp.MustCompile(`(?i)(?:^|[\s,])error\s*=\s*"?insufficient_scope"?`)
+
+func insufficientScope(hdr http.Header) bool {
+	for _, v := range hdr.Values("Www-Authenticate") {
+		if insufficientScopeRE.MatchString(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdBody reads up to maxHeldBody of res's body into memory and closes the
+// upstream body when that was all of it, so a response that may be passed on
+// later does not hold the upstream connection meanwhile.
+func holdBody(res *http.Response) {
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxHeldBody+1))
+	if err == nil && len(b) <= maxHeldBody {
+		res.Body.Close()
+		res.Body = io.NopCloser(bytes.NewReader(b))
+		return
+	}
+	res.Body = readCloser{io.MultiReader(bytes.NewReader(b), res.Body), res.Body}
+}
+
+// discard drains a little of a body that will not be used, so its connection
+// can be reused, and closes it.
+func discard(body io.ReadCloser) {
+	io.Copy(io.Discard, io.LimitReader(body, maxHeldBody))
+	body.Close()
+}
