@@ -654,3 +654,24 @@ func TestEngineHandlersShareIdentity(t *testing.T) {
 		t.Errorf("%d authorizations for two servers of one identity, want 1", n)
 	}
 }
+
+func TestEngineDoesNotLoginAgainForARefusedFreshToken(t *testing.T) {
+	var refuse atomic.Bool
+	f := newEngineFixture(t, fixtureOptions{rs: oauthtest.ResourceOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{}}`))
+	})}})
+	ctx := f.ctx()
+	refuse.Store(true)
+	status, err := f.call(ctx, f.h, "initialize")
+	if status != http.StatusUnauthorized || err != nil {
+		t.Fatalf("call = %d, %v; want the upstream's 401", status, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d logins, want 1: a freshly issued token the upstream refuses must not start another", n)
+	}
+}

@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// freshLogin is how long a token from a login counts as just issued: a 401
+// for it then means the upstream refuses it, not that it expired.
+const freshLogin = 30 * time.Second
+
 // Handler authorizes requests to one upstream server: it supplies the
 // bearer token and handles the upstream's 401 and 403 challenges. It
 // implements the proxy's Authorizer. Handlers are made by Engine.Handler
@@ -37,6 +41,8 @@ type identityState struct {
 	refresh       *flight
 	login         *flight
 	lastRefreshed string    // access token the last refresh produced
+	lastLogin     string    // access token the last login produced
+	lastLoginAt   time.Time // when
 	retryRefresh  time.Time // no proactive refresh before this (backoff)
 	failures      int       // consecutive transient refresh failures
 }
@@ -94,6 +100,13 @@ func (e *LoginError) Unwrap() error { return e.Err }
 
 // Identity returns the identity the handler's tokens are stored under.
 func (h *Handler) Identity() string { return h.st.identity }
+
+// Current returns the token in use, or nil when there is none. Only the
+// first call of an identity reads the store.
+func (h *Handler) Current() *Token {
+	h.load()
+	return h.st.current.Load()
+}
 
 func (h *Handler) target() string {
 	if h.srv.Name != "" {
@@ -184,6 +197,7 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 	}
 	h.st.mu.Lock()
 	refreshedRejected := sent != "" && sent == h.st.lastRefreshed
+	freshLoginRejected := sent != "" && sent == h.st.lastLogin && h.e.now().Sub(h.st.lastLoginAt) < freshLogin
 	h.st.mu.Unlock()
 	if cur != nil && cur.RefreshToken != "" && !refreshedRejected {
 		f := h.startRefresh(cur, true)
@@ -199,6 +213,12 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 			return true, nil
 		}
 		h.e.logger().Info("refresh failed; starting a new login", "server", h.target(), "err", f.err)
+	} else if freshLoginRejected {
+		// Another login would print another link for a token the server
+		// refuses anyway; let the client see the upstream's answer.
+		h.e.logger().Warn("the upstream refused the token it has just issued; not logging in again",
+			"server", h.target())
+		return false, nil
 	}
 	return h.waitLogin(ctx, h.startLogin("", false))
 }

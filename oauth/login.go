@@ -55,6 +55,7 @@ func (h *Handler) runLogin(f *flight, scope string, force bool) (*Token, error) 
 	st.current.Store(tok)
 	st.mu.Lock()
 	st.lastRefreshed, st.failures, st.retryRefresh = "", 0, time.Time{}
+	st.lastLogin, st.lastLoginAt = tok.AccessToken, h.e.now()
 	st.mu.Unlock()
 	h.e.logger().Info("authorized", "server", h.target(), "identity", st.identity)
 	return tok, nil
