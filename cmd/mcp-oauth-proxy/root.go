@@ -96,7 +96,7 @@ OS keychain in the layout fast-agent uses, so logins are shared with it.`,
 		"fast-agent config `file`; fastagent.secrets.yaml next to it is merged over it")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug details on stderr")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text or json")
-	root.AddCommand(a.checkCommand(), a.authCommand())
+	root.AddCommand(a.serveCommand(), a.checkCommand(), a.authCommand())
 	return root
 }
 

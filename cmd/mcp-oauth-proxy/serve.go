@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/config"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
+)
+
+// The engine's handlers are what the proxy calls on a challenge.
+var _ proxy.Authorizer = (*oauth.Handler)(nil)
+
+type serveFlags struct {
+	url          string
+	listen       []string
+	allowRemote  bool
+	allowHosts   []string
+	maxBodyBytes int64
+	auth         authFlags
+	engine       engineFlags
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Open one local listener per HTTP/SSE server and forward with OAuth",
+		Long: `serve opens one local listener per HTTP or SSE server of the config (stdio servers are
+skipped) and forwards every request and stream to the upstream URL with the stored bearer
+token, replacing any Authorization the client sends. When the upstream asks for
+authorization, it refreshes the token or prints a login link, waits for the login, and
+replays the request the client is still waiting on.
+
+A client uses the listener's URL with the upstream's path and query, e.g. a server at
+https://huggingface.co/mcp?login is reached at http://127.0.0.1:PORT/mcp?login. The address
+comes from --listen NAME=HOST:PORT, else proxy.listen.NAME in the config, else a free port.
+
+Without a config: serve --url URL [--transport http|sse] [--listen HOST:PORT].`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context(), &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "url", "", "serve this one upstream `URL` instead of the config's servers")
+	fl.StringArrayVar(&f.listen, "listen", nil, "listen address: NAME=HOST:PORT for a configured server, HOST:PORT with --url (repeatable)")
+	fl.BoolVar(&f.allowRemote, "allow-remote", false, "allow non-loopback listen addresses (anyone who can reach them acts with your tokens)")
+	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also accept this Host header (repeatable), e.g. a container name")
+	fl.Int64Var(&f.maxBodyBytes, "max-body", proxy.DefaultMaxBodyBytes, "request bodies up to this many bytes are buffered so they can be replayed after a login")
+	f.auth.register(cmd)
+	f.engine.register(cmd)
+	return cmd
+}
+
+// servedServer is a configured server with its listen address.
+type servedServer struct {
+	config.Server
+	listen string
+}
+
+func (a *app) serve(ctx context.Context, f *serveFlags) error {
+	servers, err := a.servedServers(f)
+	if err != nil {
+		return err
+	}
+	if len(servers) == 0 {
+		return errors.New("no HTTP or SSE servers to serve: add one under mcp.servers in the config, or use --url")
+	}
+	if f.allowRemote {
+		a.logger.Warn("--allow-remote: anyone who can reach a non-loopback listener acts with your tokens")
+	}
+
+	engine := a.newEngine(ctx, f.engine)
+	defer engine.Close()
+	var ps []proxy.Server
+	var handlers []*oauth.Handler
+	for _, s := range servers {
+		p := proxy.Server{
+			Name:      s.Name,
+			Upstream:  s.URL,
+			Transport: string(s.Transport),
+			Headers:   s.Headers,
+			Listen:    s.listen,
+		}
+		var h *oauth.Handler
+		if s.Auth.OAuth {
+			h = engine.Handler(a.oauthServer(s.Server))
+			// Read the stored token now, so no request waits on the keychain.
+			if _, err := h.Token(ctx); err != nil {
+				return err
+			}
+			p.Auth = h
+		}
+		ps = append(ps, p)
+		handlers = append(handlers, h)
+	}
+
+	px, err := proxy.Start(ctx, ps, proxy.Options{
+		MaxBodyBytes: f.maxBodyBytes,
+		AllowRemote:  f.allowRemote,
+		AllowedHosts: f.allowHosts,
+		Logger:       a.logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.printListeners(px.Listeners(), servers, handlers)
+
+	<-ctx.Done()
+	a.logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return px.Shutdown(shutdownCtx)
+}
+
+// servedServers returns the servers to serve with their listen addresses.
+func (a *app) servedServers(f *serveFlags) ([]servedServer, error) {
+	if f.url != "" {
+		s, err := f.auth.adHocServer(f.url)
+		if err != nil {
+			return nil, err
+		}
+		var listen string
+		for _, l := range f.listen {
+			if strings.Contains(l, "=") {
+				return nil, fmt.Errorf("--listen %s: with --url, give HOST:PORT", l)
+			}
+			listen = l
+		}
+		return []servedServer{{Server: s, listen: listen}}, nil
+	}
+
+	cfg, err := a.loadConfig(true)
+	if err != nil {
+		return nil, err
+	}
+	listen := map[string]string{}
+	for name, addr := range cfg.Listen {
+		listen[name] = addr
+	}
+	for _, l := range f.listen {
+		name, addr, ok := strings.Cut(l, "=")
+		if !ok {
+			return nil, fmt.Errorf("--listen %s: give NAME=HOST:PORT (HOST:PORT alone only with --url)", l)
+		}
+		if s, ok := cfg.Server(name); !ok || s.Transport == config.Stdio {
+			return nil, fmt.Errorf("--listen %s: no HTTP or SSE server %q in %s", l, name, cfg.Path)
+		}
+		listen[name] = addr
+	}
+	var out []servedServer
+	for _, s := range cfg.Servers {
+		if s.Transport == config.Stdio {
+			a.logger.Debug("skipping stdio server", "server", s.Name)
+			continue
+		}
+		f.auth.apply(&s)
+		out = append(out, servedServer{Server: s, listen: listen[s.Name]})
+	}
+	return out, nil
+}
+
+func (a *app) printListeners(infos []proxy.ListenerInfo, servers []servedServer, handlers []*oauth.Handler) {
+	now := time.Now()
+	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SERVER\tLOCAL URL\tUPSTREAM\tIDENTITY\tTOKEN")
+	for _, info := range infos {
+		i := slices.IndexFunc(servers, func(s servedServer) bool { return s.Name == info.Name })
+		s, h := servers[i], handlers[i]
+		identity, token := "-", "oauth off"
+		if h != nil {
+			identity = redact.URL(h.Identity())
+			token = newTokenState(h.Current(), now).String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", info.Name, info.URL, redact.URL(s.URL), identity, token)
+	}
+	w.Flush()
+}
