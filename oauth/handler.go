@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// freshLogin is how long a token from a login counts as just issued: a 401
-// for it then means the upstream refuses it, not that it expired.
+// freshLogin is how long a token from a login or refresh counts as just
+// issued: a 401 for it then means the upstream refuses it, not that it
+// expired.
 const freshLogin = 30 * time.Second
 
 // Handler authorizes requests to one upstream server: it supplies the
@@ -41,6 +42,7 @@ type identityState struct {
 	refresh       *flight
 	login         *flight
 	lastRefreshed string    // access token the last refresh produced
+	refreshedAt   time.Time // when
 	lastLogin     string    // access token the last login produced
 	lastLoginAt   time.Time // when
 	retryRefresh  time.Time // no proactive refresh before this (backoff)
@@ -196,8 +198,11 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 		return true, nil
 	}
 	h.st.mu.Lock()
-	refreshedRejected := sent != "" && sent == h.st.lastRefreshed
-	freshLoginRejected := sent != "" && sent == h.st.lastLogin && h.e.now().Sub(h.st.lastLoginAt) < freshLogin
+	// A token that a refresh or login has just produced and the upstream
+	// refuses is not fixed by doing the same again.
+	now := h.e.now()
+	refreshedRejected := sent != "" && sent == h.st.lastRefreshed && now.Sub(h.st.refreshedAt) < freshLogin
+	freshLoginRejected := sent != "" && sent == h.st.lastLogin && now.Sub(h.st.lastLoginAt) < freshLogin
 	h.st.mu.Unlock()
 	if cur != nil && cur.RefreshToken != "" && !refreshedRejected {
 		f := h.startRefresh(cur, true)
@@ -333,7 +338,7 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	h.save(tok)
 	st.current.Store(tok)
 	st.mu.Lock()
-	st.lastRefreshed, st.failures, st.retryRefresh = tok.AccessToken, 0, time.Time{}
+	st.lastRefreshed, st.refreshedAt, st.failures, st.retryRefresh = tok.AccessToken, h.e.now(), 0, time.Time{}
 	st.mu.Unlock()
 	h.e.logger().Debug("token refreshed", "server", h.target(), "expires_at", tok.ExpiresAt)
 	return tok, nil

@@ -170,10 +170,6 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 
 	res, err := pending.Wait(ctx)
 	if err != nil {
-		var ce *CallbackError
-		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("oauth: the authorization server refused: %w", err)
-		}
 		return nil, err
 	}
 	if res.Iss != "" || disc.Metadata.AuthorizationResponseIssParameterSupported {
