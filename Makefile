@@ -1,15 +1,16 @@
 # The README's test command is `make test`; CI (.ci/run) runs exactly that.
 GO ?= go
 
-.PHONY: build test deps lint unit clean
+.PHONY: build test deps lint unit conformance clean
 
 build:
 	$(GO) build -o bin/mcp-oauth-proxy ./cmd/mcp-oauth-proxy
 
 # test installs what the tests need, checks formatting, vet and staticcheck,
-# and runs every test with the race detector inside a private Secret
-# Service session, so the keychain tests run against the real thing.
-test: deps lint unit
+# runs every test with the race detector inside a private Secret Service
+# session (so the keychain tests run against the real thing), then the
+# official MCP conformance suite's auth scenarios through the proxy.
+test: deps lint unit conformance
 
 deps:
 	scripts/install-test-deps.sh
@@ -22,6 +23,9 @@ lint:
 
 unit:
 	scripts/with-secret-service.sh $(GO) test -race -shuffle=on ./...
+
+conformance:
+	GO=$(GO) scripts/conformance.sh
 
 clean:
 	rm -rf bin

@@ -1,13 +1,16 @@
 #!/bin/sh
 # Installs what `make test` needs on a fresh Debian/Ubuntu machine, and only
 # what is missing: a Secret Service (gnome-keyring) on a private D-Bus
-# session, and secret-tool for the interop tests.
+# session, secret-tool for the interop tests, and npm for the conformance
+# suite.
 set -eu
 
 missing=""
 command -v dbus-run-session >/dev/null 2>&1 || missing="$missing dbus"
 command -v gnome-keyring-daemon >/dev/null 2>&1 || missing="$missing gnome-keyring"
 command -v secret-tool >/dev/null 2>&1 || missing="$missing libsecret-tools"
+# npm installs the conformance suite (and its Node 22) from the lockfile.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -n "$missing" ]; then
 	echo "install-test-deps: installing$missing" >&2
