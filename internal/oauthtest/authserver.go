@@ -242,15 +242,19 @@ func NewAuthServer(t testing.TB, opts AuthServerOptions) *AuthServer {
 		s.routes[base+"/register"] = EndpointRegister
 	}
 
-	s.srv = httptest.NewServer(s)
-	t.Cleanup(s.Close)
-	s.URL = s.srv.URL
+	// The fields are set before serving starts: handlers read them, and
+	// requests may come from another process (no happens-before edge the
+	// race detector could see otherwise).
+	s.srv = httptest.NewUnstartedServer(s)
+	s.URL = "http://" + s.srv.Listener.Addr().String()
 	s.Issuer = s.URL + opts.IssuerPath
 	s.AuthorizationEndpoint = s.URL + base + "/authorize"
 	s.TokenEndpoint = s.URL + base + "/token"
 	if !opts.NoDCR {
 		s.RegistrationEndpoint = s.URL + base + "/register"
 	}
+	s.srv.Start()
+	t.Cleanup(s.Close)
 	return s
 }
 

@@ -126,11 +126,15 @@ func NewResourceServer(t testing.TB, as *AuthServer, opts ResourceOptions) *Reso
 		t.Cleanup(func() { as.extra.CompareAndSwap(&h, nil) })
 		rs.URL = as.URL
 	} else {
-		rs.srv = httptest.NewServer(rs)
-		t.Cleanup(rs.Close)
-		rs.URL = rs.srv.URL
+		// URL is set before serving starts (see NewAuthServer).
+		rs.srv = httptest.NewUnstartedServer(rs)
+		rs.URL = "http://" + rs.srv.Listener.Addr().String()
 	}
 	rs.Endpoint = rs.URL + opts.Path
+	if rs.srv != nil {
+		rs.srv.Start()
+		t.Cleanup(rs.Close)
+	}
 	return rs
 }
 

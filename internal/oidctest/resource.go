@@ -88,14 +88,16 @@ func NewResource(t testing.TB, p *Provider, opts ResourceOptions) *Resource {
 		t.Fatalf("oidctest: resource server client: %v", err)
 	}
 	r := &Resource{t: t, p: p, opts: opts, introspector: rsrv}
-	r.srv = httptest.NewServer(r)
+	// The fields are set before serving starts: handlers read them.
+	r.srv = httptest.NewUnstartedServer(r)
+	r.URL = "http://" + r.srv.Listener.Addr().String()
+	r.Endpoint = r.URL + opts.Path
+	r.MetadataURL = r.URL + "/.well-known/oauth-protected-resource" + strings.TrimSuffix(opts.Path, "/")
+	r.srv.Start()
 	t.Cleanup(func() {
 		r.srv.CloseClientConnections()
 		r.srv.Close()
 	})
-	r.URL = r.srv.URL
-	r.Endpoint = r.URL + opts.Path
-	r.MetadataURL = r.URL + "/.well-known/oauth-protected-resource" + strings.TrimSuffix(opts.Path, "/")
 	return r
 }
 
