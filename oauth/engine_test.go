@@ -675,3 +675,51 @@ func TestEngineDoesNotLoginAgainForARefusedFreshToken(t *testing.T) {
 		t.Errorf("%d logins, want 1: a freshly issued token the upstream refuses must not start another", n)
 	}
 }
+
+func TestEnginePendingLinkAndLogout(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true})
+	ctx := f.ctx()
+	if link := f.h.PendingLink(); link != "" {
+		t.Fatalf("PendingLink before any login = %q", link)
+	}
+	res, err := f.post(ctx, "", "initialize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.h.Challenge(ctx, res, "")
+		done <- err
+	}()
+	link, err := f.stderr.NextLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.h.PendingLink(); got != link {
+		t.Errorf("PendingLink = %q, want the printed %q", got, link)
+	}
+	if _, err := f.as.FollowLink(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.h.PendingLink(); got != "" {
+		t.Errorf("PendingLink after the login = %q", got)
+	}
+	if f.stored() == nil || f.h.Current() == nil {
+		t.Fatal("no token after the login")
+	}
+	if err := f.h.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	if f.stored() != nil || f.h.Current() != nil {
+		t.Error("Logout left a token")
+	}
+	if ids, _ := (&Credentials{Store: f.store}).Identities(); len(ids) != 0 {
+		t.Errorf("Logout left the identity in the index: %q", ids)
+	}
+	if tok, _ := f.h.Token(ctx); tok != "" {
+		t.Errorf("Token after Logout = %q", tok)
+	}
+}

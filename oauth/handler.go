@@ -110,6 +110,28 @@ func (h *Handler) Current() *Token {
 	return h.st.current.Load()
 }
 
+// PendingLink returns the link of the login in progress for the handler's
+// identity, or "" when none is waiting for the user.
+func (h *Handler) PendingLink() string {
+	h.st.mu.Lock()
+	f := h.st.login
+	h.st.mu.Unlock()
+	if f == nil {
+		return ""
+	}
+	return f.Link()
+}
+
+// Logout forgets the identity's token, in memory and in the store, and its
+// client registration, and removes it from the index. The next request
+// that the upstream refuses starts a new login.
+func (h *Handler) Logout() error {
+	h.load()
+	h.st.current.Store(nil)
+	_, err := h.st.creds.Forget(h.st.candidates...)
+	return err
+}
+
 func (h *Handler) target() string {
 	if h.srv.Name != "" {
 		return h.srv.Name
