@@ -374,6 +374,16 @@ func (h *callbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	// A browser following the authorization server's redirect sends no
+	// Origin; one from another site is a script trying to complete a login
+	// with its own code.
+	if origin := r.Header.Get("Origin"); origin != "" && !loopbackOrigin(origin) {
+		writePage(w, http.StatusForbidden, page{
+			Title:   "Forbidden",
+			Message: "This address does not answer requests from other sites.",
+		})
+		return
+	}
 	if !h.c.servesPath(h.port, r.URL.Path) {
 		http.NotFound(w, r)
 		return
@@ -403,6 +413,17 @@ func loopbackHost(host string, port int) bool {
 	if p != strconv.Itoa(port) {
 		return false
 	}
+	return strings.EqualFold(name, "localhost") || name == "127.0.0.1" || name == "::1"
+}
+
+// loopbackOrigin reports whether origin (an Origin header) is a page served
+// from this machine's loopback.
+func loopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	name := u.Hostname()
 	return strings.EqualFold(name, "localhost") || name == "127.0.0.1" || name == "::1"
 }
 

@@ -578,3 +578,39 @@ func TestLoopbackHost(t *testing.T) {
 		}
 	}
 }
+
+func TestCallbackOrigin(t *testing.T) {
+	c, _ := cbNew(t)
+	p, port := cbExpectFree(t, c, "/callback", cbStateA)
+	defer p.Close()
+	get := func(origin string) cbResponse {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet,
+			fmt.Sprintf("http://127.0.0.1:%d/callback?code=c&state=%s", port, cbStateA), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = fmt.Sprintf("localhost:%d", port)
+		req.Header.Set("Origin", origin)
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return cbResponse{res.StatusCode, res.Header, string(body)}
+	}
+	for _, origin := range []string{"https://evil.example", "null", "http://localhost.evil.example:3030", "file://"} {
+		if res := get(origin); res.status != http.StatusForbidden {
+			t.Errorf("Origin %q: status %d, want 403", origin, res.status)
+		}
+		cbAssertNotDelivered(t, p)
+	}
+	// A page of this machine may send one (e.g. the status page's paste).
+	if res := get(fmt.Sprintf("http://localhost:%d", port)); res.status != http.StatusOK {
+		t.Errorf("loopback Origin: status %d, want 200", res.status)
+	}
+	if res, err := cbWait(t, p); err != nil || res.Code != "c" {
+		t.Errorf("Wait = %+v, %v", res, err)
+	}
+}

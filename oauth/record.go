@@ -237,8 +237,13 @@ func marshalWithExtra(known any, extra map[string]json.RawMessage) ([]byte, erro
 
 func extraFields(raw map[string]json.RawMessage, known []string) map[string]json.RawMessage {
 	extra := maps.Clone(raw)
-	for _, k := range known {
-		delete(extra, k)
+	// encoding/json matches keys case-insensitively, so "ACCESS_TOKEN" was
+	// read as a known field too; kept as an extra it would win on the next
+	// read and change the record.
+	for k := range extra {
+		if slices.ContainsFunc(known, func(f string) bool { return strings.EqualFold(f, k) }) {
+			delete(extra, k)
+		}
 	}
 	if len(extra) == 0 {
 		return nil
