@@ -39,6 +39,12 @@ type Callbacks struct {
 	// failures through it.
 	Listen func(network, addr string) (net.Listener, error)
 
+	// AllInterfaces binds every interface instead of loopback only: in a
+	// container, a published port delivers the browser's redirect to the
+	// container's network interface. Requests must still name localhost
+	// in their Host header, as a browser following the redirect URI does.
+	AllInterfaces bool
+
 	mu      sync.Mutex
 	pending map[string]*Pending     // by state
 	servers map[int]*callbackServer // by port
@@ -289,6 +295,13 @@ func (c *Callbacks) listen(port int) (*callbackServer, error) {
 	}
 	log := c.logger()
 	p := strconv.Itoa(port)
+	if c.AllInterfaces {
+		ln, err := listen("tcp", ":"+p)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: cannot listen for the authorization callback on port %d: %w", port, err)
+		}
+		return c.serveCallbacks(port, []net.Listener{&onceCloseListener{Listener: ln}}), nil
+	}
 	ln4, err := listen("tcp4", net.JoinHostPort("127.0.0.1", p))
 	if err != nil {
 		return nil, fmt.Errorf("oauth: cannot listen for the authorization callback on 127.0.0.1:%d: %w", port, err)
@@ -305,7 +318,12 @@ func (c *Callbacks) listen(port int) (*callbackServer, error) {
 	} else {
 		log.Debug("oauth: no IPv6 callback listener", "addr", addr6, "err", err)
 	}
+	return c.serveCallbacks(port, lns), nil
+}
 
+// serveCallbacks serves the redirect endpoint of port on lns.
+func (c *Callbacks) serveCallbacks(port int, lns []net.Listener) *callbackServer {
+	log := c.logger()
 	s := &callbackServer{
 		srv: &http.Server{
 			Handler:           &callbackHandler{c: c, port: port},
@@ -327,7 +345,7 @@ func (c *Callbacks) listen(port int) (*callbackServer, error) {
 			}
 		})
 	}
-	return s, nil
+	return s
 }
 
 func (s *callbackServer) closeListeners() {

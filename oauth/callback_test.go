@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"net/http"
 	"runtime"
 	"strings"
@@ -612,5 +613,30 @@ func TestCallbackOrigin(t *testing.T) {
 	}
 	if res, err := cbWait(t, p); err != nil || res.Code != "c" {
 		t.Errorf("Wait = %+v, %v", res, err)
+	}
+}
+
+func TestCallbackAllInterfaces(t *testing.T) {
+	var binds []string
+	c := &Callbacks{AllInterfaces: true, Listen: func(network, addr string) (net.Listener, error) {
+		binds = append(binds, network+" "+addr)
+		// Bind loopback for the test; the address asked for is what matters.
+		return net.Listen("tcp4", "127.0.0.1"+addr[strings.LastIndexByte(addr, ':'):])
+	}}
+	port := cbFreePort(t)
+	p, err := c.Expect(port, "/callback", cbStateA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if want := []string{fmt.Sprintf("tcp :%d", port)}; !slices.Equal(binds, want) {
+		t.Errorf("binds = %q, want %q", binds, want)
+	}
+	// The Host guard still applies.
+	if res := cbDo(t, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/callback?code=c&state=%s", port, cbStateA), "evil.example"); res.status != http.StatusForbidden {
+		t.Errorf("foreign Host: status %d, want 403", res.status)
+	}
+	if res := cbGet(t, port, "/callback?code=c&state="+cbStateA); res.status != http.StatusOK {
+		t.Errorf("status %d, want 200", res.status)
 	}
 }
