@@ -96,7 +96,8 @@ func (g *guard) hostAllowed(hostport, localIP, port string) bool {
 		return false
 	}
 	for _, a := range g.hosts {
-		if a.host == host && (a.port == hport || a.port == "" && (port == "" || hport == port)) {
+		// An empty Host port ("name:") must not match the "any port" of a.port.
+		if a.host == host && (a.port != "" && a.port == hport || a.port == "" && (port == "" || hport == port)) {
 			return true
 		}
 	}
