@@ -1,16 +1,18 @@
 # The README's test command is `make test`; CI (.ci/run) runs exactly that.
 GO ?= go
 
-.PHONY: build test deps lint unit conformance clean
+.PHONY: build test deps lint unit fuzz conformance image-check clean
 
 build:
 	$(GO) build -o bin/mcp-oauth-proxy ./cmd/mcp-oauth-proxy
 
 # test installs what the tests need, checks formatting, vet and staticcheck,
 # runs every test with the race detector inside a private Secret Service
-# session (so the keychain tests run against the real thing), then the
-# official MCP conformance suite's auth scenarios through the proxy.
-test: deps lint unit conformance
+# session (so the keychain tests run against the real thing) and with
+# headless Chromium for the status page, runs each fuzz target briefly,
+# builds the sidecar image's static binary as the Dockerfile does, and runs
+# the official MCP conformance suite's auth scenarios through the proxy.
+test: deps lint unit fuzz image-check conformance
 
 deps:
 	scripts/install-test-deps.sh
@@ -21,8 +23,20 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+# MCP_OAUTH_PROXY_BROWSER_TESTS=1: a missing Chromium fails the browser
+# tests instead of skipping them.
 unit:
-	scripts/with-secret-service.sh $(GO) test -race -shuffle=on ./...
+	MCP_OAUTH_PROXY_BROWSER_TESTS=1 scripts/with-secret-service.sh $(GO) test -race -shuffle=on ./...
+
+# Each fuzz target for a few seconds (FUZZTIME); the corpora live in
+# testdata/fuzz.
+fuzz:
+	GO=$(GO) scripts/fuzz.sh
+
+# No container engine runs in CI: build the binary with the Dockerfile's
+# own command line and check it is static and runs.
+image-check:
+	GO=$(GO) scripts/docker-build-check.sh
 
 conformance:
 	GO=$(GO) scripts/conformance.sh

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 )
 
 // freshLogin is how long a token from a login or refresh counts as just
@@ -323,7 +325,7 @@ func (h *Handler) startRefresh(old *Token, force bool) *flight {
 
 func (h *Handler) refresh(old *Token) (*Token, error) {
 	st := h.st
-	ctx, cancel := context.WithTimeout(h.e.ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(wire.WithServer(h.e.ctx, h.target()), time.Minute)
 	defer cancel()
 	disc, err := h.discovery(ctx, true)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 )
 
 // startLogin returns the login in flight for the identity, or starts one.
@@ -34,7 +36,7 @@ func (h *Handler) startLogin(scope string, force bool) *flight {
 }
 
 func (h *Handler) runLogin(f *flight, scope string, force bool) (*Token, error) {
-	ctx, cancel := context.WithTimeout(h.e.ctx, h.e.loginTimeout())
+	ctx, cancel := context.WithTimeout(wire.WithServer(h.e.ctx, h.target()), h.e.loginTimeout())
 	defer cancel()
 	st := h.st
 	cur := st.current.Load()
@@ -191,7 +193,7 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 // probe sends the upstream an unauthenticated first request (initialize
 // for Streamable HTTP, the stream GET for SSE) to learn its challenge.
 func (h *Handler) probe(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(wire.WithServer(ctx, h.target()), 30*time.Second)
 	defer cancel()
 	var req *http.Request
 	var err error

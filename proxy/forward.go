@@ -55,6 +55,9 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 	if base == nil {
 		base = newTransport()
 	}
+	if o.WrapTransport != nil {
+		base = o.WrapTransport(s.Name, base)
+	}
 	h := &handler{
 		name:    s.Name,
 		up:      up,

@@ -13,6 +13,10 @@ import (
 	"time"
 )
 
+// ErrNotLoopback is returned by [Start] for a listen address that is not a
+// loopback address while Options.AllowRemote is not set.
+var ErrNotLoopback = errors.New("not a loopback address; remote listeners must be allowed explicitly")
+
 // shutdownWait bounds how long Shutdown waits for handlers to return after
 // it has ended their streams.
 const shutdownWait = 5 * time.Second
@@ -77,7 +81,7 @@ func Start(ctx context.Context, servers []Server, o Options) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy: server %q: listen address %q: %w", s.Name, addr, err)
 		}
 		if !loopback && !o.AllowRemote {
-			return nil, fmt.Errorf("proxy: server %q: listen address %q is not a loopback address; allow remote listeners explicitly to use it", s.Name, addr)
+			return nil, fmt.Errorf("proxy: server %q: listen address %q: %w", s.Name, addr, ErrNotLoopback)
 		}
 		h, err := newHandler(s, o, base)
 		if err != nil {

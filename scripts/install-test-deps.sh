@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs what `make test` needs on a fresh Debian/Ubuntu machine, and only
 # what is missing: a Secret Service (gnome-keyring) on a private D-Bus
-# session, secret-tool for the interop tests, and npm for the conformance
-# suite.
+# session, secret-tool for the interop tests, npm for the conformance
+# suite, and Chromium for the status page's browser tests.
 set -eu
 
 missing=""
@@ -11,6 +11,8 @@ command -v gnome-keyring-daemon >/dev/null 2>&1 || missing="$missing gnome-keyri
 command -v secret-tool >/dev/null 2>&1 || missing="$missing libsecret-tools"
 # npm installs the conformance suite (and its Node 22) from the lockfile.
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
+# The browser tests drive headless Chromium (/usr/bin/chromium).
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 
 if [ -n "$missing" ]; then
 	echo "install-test-deps: installing$missing" >&2

@@ -18,6 +18,7 @@ type statusReport struct {
 	Keychain   keychainStatus   `json:"keychain"`
 	Identities []identityStatus `json:"identities"`
 	Servers    []serverStatus   `json:"servers"`
+	Serve      *liveStatus      `json:"serve,omitempty"` // a running serve's state (admin.go)
 }
 
 type keychainStatus struct {
@@ -49,13 +50,17 @@ type serverStatus struct {
 
 func (a *app) authStatusCommand() *cobra.Command {
 	var asJSON bool
+	var adm adminFlags
 	cmd := &cobra.Command{
 		Use:   "status [TARGET]",
 		Short: "Show the keychain backend, stored logins and configured servers",
 		Long: `status shows the keychain backend, every identity with stored credentials (from
 oauth:index) and every configured HTTP/SSE server with the identity its tokens are stored
 under. TARGET narrows the output to one identity: a server name from the config, or a URL
-(normalized to its identity, e.g. https://huggingface.co/mcp?login → https://huggingface.co).`,
+(normalized to its identity, e.g. https://huggingface.co/mcp?login → https://huggingface.co).
+
+When serve is running, its status page (--admin) answers too: status then first shows the
+live state of serve's servers, with the login links they wait on.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(false)
@@ -72,6 +77,9 @@ under. TARGET narrows the output to one identity: a server name from the config,
 			if err != nil {
 				return err
 			}
+			if addr, _ := adm.target(a); addr != "" {
+				report.Serve = a.liveStatus(cmd.Context(), addr, target)
+			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
@@ -82,6 +90,7 @@ under. TARGET narrows the output to one identity: a server name from the config,
 		ValidArgsFunction: a.completeServerNames,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	adm.register(cmd, "status page `ADDR` of a running serve to ask, or off")
 	return cmd
 }
 
@@ -156,6 +165,11 @@ func (a *app) statusReport(cfg *config.Config, target string) (*statusReport, er
 }
 
 func (a *app) printStatus(r *statusReport) error {
+	if r.Serve != nil {
+		if err := a.printLiveStatus(r.Serve); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(a.stdout, "Keychain: %s\n\n", a.keychainLine())
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "STORED IDENTITY\tTOKEN\tCLIENT")

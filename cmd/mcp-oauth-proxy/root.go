@@ -31,6 +31,12 @@ type app struct {
 
 	logger *slog.Logger
 
+	// adminDefault is the status page's address when serve is given no
+	// --admin, and where auth status looks for a running serve:
+	// defaultAdminAddr for the real command (run sets it). "", as in
+	// tests that build an app, means no page unless --admin asks.
+	adminDefault string
+
 	// keychainBackend replaces the OS keychain in tests; nil uses go-keyring.
 	keychainBackend store.Backend
 	keychain        *store.Keychain
@@ -39,7 +45,7 @@ type app struct {
 
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, adminDefault: defaultAdminAddr}
 	return a.run(ctx, args)
 }
 

@@ -28,6 +28,8 @@ type serveFlags struct {
 	maxBodyBytes int64
 	auth         authFlags
 	engine       engineFlags
+	traffic      trafficFlags // traffic.go
+	admin        adminFlags   // admin.go
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -45,7 +47,13 @@ A client uses the listener's URL with the upstream's path and query, e.g. a serv
 https://huggingface.co/mcp?login is reached at http://127.0.0.1:PORT/mcp?login. The address
 comes from --listen NAME=HOST:PORT, else proxy.listen.NAME in the config, else a free port.
 
-Without a config: serve --url URL [--transport http|sse] [--listen HOST:PORT].`,
+Without a config: serve --url URL [--transport http|sse] [--listen HOST:PORT].
+
+serve also opens a status page on loopback, printed at start (--admin ADDR moves it,
+--admin off turns it off): each server's token state and waiting login link, a box to
+paste the callback URL of a login whose browser cannot reach this machine, a log-out
+button, and the last exchanges, redacted. Its data is at /api/status; auth status shows
+it while serve runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), &f)
@@ -59,6 +67,8 @@ Without a config: serve --url URL [--transport http|sse] [--listen HOST:PORT].`,
 	fl.Int64Var(&f.maxBodyBytes, "max-body", proxy.DefaultMaxBodyBytes, "request bodies up to this many bytes are buffered so they can be replayed after a login")
 	f.auth.register(cmd)
 	f.engine.register(cmd)
+	f.traffic.register(cmd)
+	f.admin.register(cmd, "status page `ADDR`, HOST:PORT on loopback, or off")
 	return cmd
 }
 
@@ -77,7 +87,31 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		return errors.New("no HTTP or SSE servers to serve: add one under mcp.servers in the config, or use --url")
 	}
 	if f.allowRemote {
-		a.logger.Warn("--allow-remote: anyone who can reach a non-loopback listener acts with your tokens")
+		a.logger.Warn("--allow-remote: anyone who can reach a non-loopback listener acts with your tokens; the login callback listens on every interface too")
+		f.engine.callbackAllInterfaces = true
+	}
+
+	// Bound first: an explicit --admin that cannot bind fails serve
+	// before anything else starts (admin.go).
+	page, err := a.listenStatusPage(f)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		page.close(ctx)
+	}()
+
+	// --log-traffic, --log-bodies, --har and -v: see traffic.go.
+	tr, err := a.startTraffic(f)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
+	if page != nil {
+		// The page lists the last exchanges.
+		tr = a.recordForStatusPage(f, tr)
 	}
 
 	engine := a.newEngine(ctx, f.engine)
@@ -110,11 +144,23 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		AllowRemote:  f.allowRemote,
 		AllowedHosts: f.allowHosts,
 		Logger:       a.logger,
+
+		WrapTransport: tr.wrapUpstream(),
 	})
 	if err != nil {
+		if errors.Is(err, proxy.ErrNotLoopback) {
+			return fmt.Errorf("%w (pass --allow-remote to allow it)", err)
+		}
 		return err
 	}
 	a.printListeners(px.Listeners(), servers, handlers)
+	if page != nil {
+		if err := page.serve(a, f, px.Listeners(), servers, handlers, engine.Callbacks, tr); err != nil {
+			px.Shutdown(context.Background())
+			return err
+		}
+		fmt.Fprintf(a.stdout, "Status page: %s\n", page.url)
+	}
 
 	<-ctx.Done()
 	a.logger.Info("shutting down")

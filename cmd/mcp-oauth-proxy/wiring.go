@@ -77,19 +77,25 @@ func (f *authFlags) adHocServer(rawURL string) (config.Server, error) {
 type engineFlags struct {
 	allowInsecureHTTP bool
 	loginTimeout      time.Duration
+	refreshMargin     time.Duration
+	// callbackAllInterfaces binds the login callback beyond loopback
+	// (serve --allow-remote: a container's published port).
+	callbackAllInterfaces bool
+	traffic               *traffic // set by serve (traffic.go); nil records only with -v
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.allowInsecureHTTP, "allow-insecure-http", false,
 		"allow plain-http authorization servers on non-loopback hosts")
 	cmd.Flags().DurationVar(&f.loginTimeout, "login-timeout", 5*time.Minute, "how long a login waits for the browser")
+	cmd.Flags().DurationVar(&f.refreshMargin, "refresh-margin", time.Minute, "refresh a token this long before it expires")
 }
 
 // newEngine builds the OAuth engine. When stdin is a terminal, a pasted
 // callback URL (or code) completes a pending login, so a browser on
 // another machine works too.
 func (a *app) newEngine(ctx context.Context, f engineFlags) *oauth.Engine {
-	callbacks := &oauth.Callbacks{Logger: a.logger}
+	callbacks := &oauth.Callbacks{Logger: a.logger, AllInterfaces: f.callbackAllInterfaces}
 	if file, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
 		go callbacks.ReadPastes(ctx, a.stdin, a.stderr)
 	}
@@ -99,6 +105,8 @@ func (a *app) newEngine(ctx context.Context, f engineFlags) *oauth.Engine {
 		Logger:            a.logger,
 		AllowInsecureHTTP: f.allowInsecureHTTP,
 		LoginTimeout:      f.loginTimeout,
+		RefreshMargin:     f.refreshMargin,
+		HTTPClient:        a.oauthHTTPClient(f.traffic),
 	}
 }
 

@@ -128,6 +128,9 @@ func proxyArgs(serverURL, listen string, redirectPort int, c credentials) []stri
 		"--redirect-port", fmt.Sprint(redirectPort),
 		"--client-metadata-url", cimdURL,
 		"--login-timeout", "25s",
+		// Scenarios run side by side; only one could have the default
+		// status page address.
+		"--admin", "off",
 	}
 	if c.ClientID != "" {
 		args = append(args, "--client-id", c.ClientID)

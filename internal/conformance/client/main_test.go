@@ -76,6 +76,7 @@ func TestProxyArgs(t *testing.T) {
 		"--redirect-port", "5001",
 		"--client-metadata-url", "https://conformance-test.local/client-metadata.json",
 		"--login-timeout", "25s",
+		"--admin", "off",
 	}
 	tests := []struct {
 		name  string

@@ -61,7 +61,7 @@ func fakeProxy(args []string) error {
 	upstream := fs.String("url", "", "")
 	listen := fs.String("listen", "", "")
 	redirectPort := fs.Int("redirect-port", 0, "")
-	for _, name := range []string{"persist", "client-metadata-url", "login-timeout", "client-id", "client-secret"} {
+	for _, name := range []string{"persist", "client-metadata-url", "login-timeout", "client-id", "client-secret", "admin"} {
 		fs.String(name, "", "")
 	}
 	if len(args) == 0 || args[0] != "serve" {
@@ -191,6 +191,7 @@ func TestRunThroughFakeProxy(t *testing.T) {
 		"--persist":             "memory",
 		"--client-metadata-url": cimdURL,
 		"--login-timeout":       "25s",
+		"--admin":               "off",
 		"--client-id":           "pre-registered-client",
 		"--client-secret":       "pre-registered-secret",
 	}

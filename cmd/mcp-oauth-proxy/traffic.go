@@ -1,0 +1,115 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
+)
+
+// trafficFlags are serve's flags for debugging the HTTP traffic.
+type trafficFlags struct {
+	logTraffic bool
+	logBodies  bool
+	harPath    string
+}
+
+func (f *trafficFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.logTraffic, "log-traffic", false,
+		"log every upstream and OAuth exchange on stderr, tokens redacted (implied by -v)")
+	fl.BoolVar(&f.logBodies, "log-bodies", false,
+		"add the redacted request and response bodies to the traffic log (implies --log-traffic)")
+	fl.StringVar(&f.harPath, "har", "",
+		"write every exchange, redacted, to this HAR `file`; it stays valid while serve runs and after it stops")
+}
+
+// traffic records the HTTP exchanges of one command. A nil *traffic
+// records nothing, and nothing is installed in the proxy or the engine.
+type traffic struct {
+	log      *slog.Logger // traffic lines; nil for none
+	bodies   bool
+	har      *wire.HARWriter
+	recorder *wire.Recorder // the last exchanges, for the status page
+	errLog   *slog.Logger
+}
+
+// startTraffic returns the recording serve's flags and -v ask for, or nil
+// when they ask for none. It sets the engine flags so that the OAuth
+// exchanges are recorded too. Close it with close.
+func (a *app) startTraffic(f *serveFlags) (*traffic, error) {
+	tf := &f.traffic
+	logLines := tf.logTraffic || tf.logBodies || a.verbose
+	if !logLines && tf.harPath == "" {
+		return nil, nil
+	}
+	t := &traffic{bodies: tf.logBodies, recorder: new(wire.Recorder), errLog: a.logger}
+	if logLines {
+		t.log = slog.New(redact.NewHandler(a.logger.Handler()))
+	}
+	if tf.harPath != "" {
+		har, err := wire.CreateHAR(tf.harPath)
+		if err != nil {
+			return nil, err
+		}
+		t.har = har
+		a.logger.Info("writing every exchange to a HAR file", "file", tf.harPath)
+	}
+	f.engine.traffic = t
+	return t, nil
+}
+
+// close completes the HAR file.
+func (t *traffic) close() {
+	if t == nil || t.har == nil {
+		return
+	}
+	if err := t.har.Close(); err != nil {
+		t.errLog.Error("the HAR file is incomplete", "err", err)
+	}
+}
+
+// wrapUpstream returns the proxy's proxy.Options.WrapTransport: nil when
+// nothing is recorded.
+func (t *traffic) wrapUpstream() func(string, http.RoundTripper) http.RoundTripper {
+	if t == nil {
+		return nil
+	}
+	return func(server string, rt http.RoundTripper) http.RoundTripper {
+		return t.transport(rt, server, wire.KindMCP)
+	}
+}
+
+func (t *traffic) transport(base http.RoundTripper, server, kind string) *wire.Transport {
+	return &wire.Transport{
+		Base:     base,
+		Server:   server,
+		Kind:     kind,
+		Recorder: t.recorder,
+		Logger:   t.log,
+		Bodies:   t.bodies,
+		HAR:      t.har,
+	}
+}
+
+// oauthHTTPClient returns the OAuth engine's HTTP client: nil (the
+// engine's own) unless t records or -v asks for the traffic log (as
+// `auth login -v` does); then a client like the engine's own, 30 s timeout
+// and no redirects, whose exchanges are recorded.
+func (a *app) oauthHTTPClient(t *traffic) *http.Client {
+	if t == nil && a.verbose {
+		t = &traffic{log: slog.New(redact.NewHandler(a.logger.Handler()))}
+	}
+	if t == nil {
+		return nil
+	}
+	return &http.Client{
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     t.transport(http.DefaultTransport, "", wire.KindOAuth),
+	}
+}
