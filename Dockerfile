@@ -28,10 +28,11 @@ COPY --from=build /out/mcp-oauth-proxy /usr/local/bin/mcp-oauth-proxy
 # The config and fastagent.secrets.yaml beside it, mounted read-only.
 VOLUME ["/config"]
 # Listener ports: 8101 is the convention of docs/sidecar.md (set yours in
-# proxy.listen); 3030 is the default OAuth callback (auth.redirect_port).
-EXPOSE 8101 3030
+# proxy.listen); 3030 is the default OAuth callback (auth.redirect_port);
+# 3029 is the status page.
+EXPOSE 8101 3030 3029
 USER nonroot:nonroot
 ENTRYPOINT ["/usr/local/bin/mcp-oauth-proxy"]
 # Other containers reach the listeners, so they bind beyond loopback; the
 # Host check stays on (add --allow-host NAME for a service name).
-CMD ["serve", "--config", "/config/fastagent.config.yaml", "--allow-remote"]
+CMD ["serve", "--config", "/config/fastagent.config.yaml", "--allow-remote", "--admin", "0.0.0.0:3029"]
