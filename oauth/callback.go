@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"html/template"
 	"log/slog"
 	"net"
@@ -481,14 +482,14 @@ func (c *Callbacks) receive(port int, path, rawQuery string) (int, page) {
 	defer c.mu.Unlock()
 	p := c.pending[state]
 	if p == nil || p.port != port || p.path != path {
-		log.Debug("oauth: rejected callback for an unknown login", "state_prefix", statePrefix(state))
+		log.Debug("oauth: rejected callback for an unknown login", "state", stateFingerprint(state))
 		return http.StatusBadRequest, page{
 			Title:   "Unknown login",
 			Message: "No login is waiting for this response: it has expired, was already completed, or was started by another program. Start the login again.",
 		}
 	}
 	if p.completed() {
-		log.Debug("oauth: rejected second callback for a login", "state_prefix", statePrefix(state))
+		log.Debug("oauth: rejected second callback for a login", "state", stateFingerprint(state))
 		return http.StatusBadRequest, page{
 			Title:   "Login already completed",
 			Message: "This authorization response was already received. You can close this tab.",
@@ -497,7 +498,7 @@ func (c *Callbacks) receive(port int, path, rawQuery string) (int, page) {
 	if e := q.Get("error"); e != "" {
 		cbErr := &CallbackError{Code: e, Description: q.Get("error_description"), URI: q.Get("error_uri")}
 		p.finishLocked(nil, cbErr)
-		log.Debug("oauth: authorization server returned an error", "state_prefix", statePrefix(state), "error", e)
+		log.Debug("oauth: authorization server returned an error", "state", stateFingerprint(state), "error", e)
 		return http.StatusBadRequest, page{
 			Title:   "Authorization failed",
 			Message: "The authorization server answered: " + cbErr.Code,
@@ -506,14 +507,14 @@ func (c *Callbacks) receive(port int, path, rawQuery string) (int, page) {
 	}
 	code := q.Get("code")
 	if code == "" {
-		log.Debug("oauth: rejected callback without code", "state_prefix", statePrefix(state))
+		log.Debug("oauth: rejected callback without code", "state", stateFingerprint(state))
 		return http.StatusBadRequest, page{
 			Title:   "Authorization response not accepted",
 			Message: "The response has neither a code nor an error.",
 		}
 	}
 	p.finishLocked(&CallbackResult{Code: code, State: state, Iss: q.Get("iss")}, nil)
-	log.Debug("oauth: authorization response received", "state_prefix", statePrefix(state))
+	log.Debug("oauth: authorization response received", "state", stateFingerprint(state))
 	return http.StatusOK, page{
 		Title:   "Authorization complete",
 		Message: "You can close this tab and return to your terminal.",
@@ -535,14 +536,9 @@ func parseCallbackQuery(rawQuery string) (url.Values, error) {
 	return q, nil
 }
 
-// statePrefix returns a few characters of state, enough to correlate debug
-// lines, too few to forge a response.
-func statePrefix(state string) string {
-	if len(state) < 24 {
-		return "…"
-	}
-	return state[:6] + "…"
-}
+// stateFingerprint identifies state in debug lines without revealing any
+// of it.
+func stateFingerprint(state string) string { return redact.Fingerprint(state) }
 
 type page struct {
 	Title, Message, Detail string

@@ -115,7 +115,7 @@ func (c *Callbacks) deliverQuery(q url.Values) error {
 	default:
 		p.finishLocked(&CallbackResult{Code: code, State: state, Iss: q.Get("iss")}, nil)
 	}
-	c.logger().Debug("oauth: authorization response pasted", "state_prefix", statePrefix(state))
+	c.logger().Debug("oauth: authorization response pasted", "state", stateFingerprint(state))
 	return nil
 }
 
@@ -134,7 +134,7 @@ func (c *Callbacks) deliverCode(code, iss string) error {
 	case 1:
 		p := waiting[0]
 		p.finishLocked(&CallbackResult{Code: code, State: p.state, Iss: iss}, nil)
-		c.logger().Debug("oauth: authorization code pasted", "state_prefix", statePrefix(p.state))
+		c.logger().Debug("oauth: authorization code pasted", "state", stateFingerprint(p.state))
 		return nil
 	default:
 		return fmt.Errorf("oauth: %d logins are waiting, so a bare code is ambiguous: paste the whole callback URL", len(waiting))

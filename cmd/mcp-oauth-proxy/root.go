@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/config"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
 )
@@ -112,14 +113,18 @@ func (a *app) setUpLogging() error {
 		level = slog.LevelDebug
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch a.logFormat {
 	case "text":
-		a.logger = slog.New(slog.NewTextHandler(a.stderr, opts))
+		h = slog.NewTextHandler(a.stderr, opts)
 	case "json":
-		a.logger = slog.New(slog.NewJSONHandler(a.stderr, opts))
+		h = slog.NewJSONHandler(a.stderr, opts)
 	default:
 		return fmt.Errorf("--log-format must be text or json, not %q", a.logFormat)
 	}
+	// A second line of defence: attributes named like secrets are
+	// fingerprinted whoever logs them.
+	a.logger = slog.New(redact.NewHandler(h))
 	return nil
 }
 
