@@ -1,7 +1,7 @@
 # The README's test command is `make test`; CI (.ci/run) runs exactly that.
 GO ?= go
 
-.PHONY: build test deps lint unit fuzz conformance image-check clean
+.PHONY: build test deps lint unit fuzz conformance image-check clean bench
 
 build:
 	$(GO) build -o bin/mcp-oauth-proxy ./cmd/mcp-oauth-proxy
@@ -40,6 +40,12 @@ image-check:
 
 conformance:
 	GO=$(GO) scripts/conformance.sh
+
+# bench measures the proxy against no proxy and nginx (see BENCHMARKS.md).
+# Not part of test: timings on a shared machine are too noisy for pass/fail.
+# Harness flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS="-rounds 3".
+bench:
+	bench/run.sh $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

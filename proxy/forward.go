@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
 
@@ -29,8 +27,11 @@ type handler struct {
 	headers  http.Header
 	maxBody  int64
 	log      *slog.Logger
-	mux      http.Handler
-	upstream http.RoundTripper // authTransport around the base transport
+	guard    *guard
+	rp       *httputil.ReverseProxy // copied per request, see serve
+	small    bufferPool             // copy buffers of event streams
+	large    bufferPool             // copy buffers of other responses
+	upstream http.RoundTripper      // authTransport around the base transport
 }
 
 // newHandler builds the handler for s. base, when non-nil, is the upstream
@@ -67,6 +68,9 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 		headers: make(http.Header, len(s.Headers)),
 		maxBody: o.MaxBodyBytes,
 		log:     log,
+		guard:   g,
+		small:   bufferPool{size: streamBufferSize},
+		large:   bufferPool{size: copyBufferSize},
 	}
 	if h.upPath == "" {
 		h.upPath = "/"
@@ -78,27 +82,76 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 		h.headers.Set(k, v)
 	}
 	h.upstream = &authTransport{base: base, auth: s.Auth, upstream: h.upName, log: log}
-	rp := &httputil.ReverseProxy{
+	// FlushInterval stays zero: serve's flushWriter flushes every write.
+	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      h.upstream,
-		FlushInterval:  -1, // SSE and other streams: flush every write
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// No Compress, Timeout or RealIP middleware: they break streams or trust
-	// client-supplied headers.
-	r := chi.NewRouter()
-	r.Use(h.logRequests, g.middleware(h), h.prepare)
-	r.Handle("/*", rp)
-	h.mux = r
 	return h, nil
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP logs the request when debug logging is on and serves it.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.serveLogged(w, r)
+		return
+	}
+	h.serve(w, r)
+}
 
-// newTransport returns the default upstream transport.
-func newTransport() *http.Transport {
+// serve guards, buffers and forwards one request. It calls the steps in turn
+// rather than through a chain of middleware (and no router: every path goes
+// upstream): each frame on the way to the response's first write adds to
+// the stack that every open stream keeps, and a chain took it past 8 KiB,
+// which doubles a goroutine's stack to 16 KiB. No Compress, Timeout or
+// RealIP middleware either: they break streams or trust client-supplied
+// headers.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	if !h.guard.allow(w, r, h.log) {
+		return
+	}
+	info, ok := h.prepare(w, r)
+	if !ok || !routed(w, r) {
+		return
+	}
+	info.w.ResponseWriter = w
+	info.buffers = responseBuffers{small: &h.small, large: &h.large}
+	// A copy of the ReverseProxy per request, so that its BufferPool knows
+	// the response it copies.
+	rp := *h.rp
+	rp.BufferPool = &info.buffers
+	rp.ServeHTTP(&info.w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
+}
+
+// routed reports whether a router with the one route "/*" would pass r on
+// (the proxy used chi's, which cost a context and a request copy per
+// request): standard methods, and paths that are empty or start with "/".
+// It answers the others with 405 or 404, as that router did.
+func routed(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodHead, http.MethodOptions,
+		http.MethodPut, http.MethodPatch, http.MethodConnect, http.MethodTrace:
+	default:
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return false
+	}
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	if path != "" && path[0] != '/' {
+		http.NotFound(w, r)
+		return false
+	}
+	return true
+}
+
+// newTransport returns the default upstream transport: h1Transport for
+// plain-http upstreams, net/http's Transport for the rest.
+func newTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	// Pass the client's Accept-Encoding and the upstream's encoding through
 	// untouched instead of decompressing streams on the way.
@@ -107,15 +160,17 @@ func newTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 32
 	// A tool call may take minutes before its response headers arrive.
 	t.ResponseHeaderTimeout = 0
-	return t
+	return newH1Transport(t)
 }
 
 // reqInfo is what the proxy knows about an inbound request; it travels in the
 // request context to the transport, ModifyResponse and ErrorHandler.
 type reqInfo struct {
-	local    string // origin of the listener as the client named it, "http://" + Host
-	body     []byte // the buffered body; nil when there was none or it was streamed
-	streamed bool   // the body was too large to buffer and cannot be replayed
+	local    string          // origin of the listener as the client named it, "http://" + Host
+	body     []byte          // the buffered body; nil when there was none or it was streamed
+	streamed bool            // the body was too large to buffer and cannot be replayed
+	w        flushWriter     // the response writer ReverseProxy writes to
+	buffers  responseBuffers // ReverseProxy's BufferPool
 }
 
 type reqInfoKey struct{}
@@ -127,28 +182,60 @@ func infoFrom(ctx context.Context) *reqInfo {
 	return &reqInfo{}
 }
 
-// prepare buffers the request body (up to maxBody) so the transport can replay
-// the request, and records the request's reqInfo.
-func (h *handler) prepare(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := &reqInfo{local: "http://" + r.Host}
-		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-			if err := h.buffer(r, info); err != nil {
-				h.log.Debug("reading request body", "err", err)
-				writeRPCError(w, http.StatusBadRequest, nil, "mcp-oauth-proxy: reading the request body: "+err.Error(), "")
-				return
-			}
+// prepare buffers the request body (up to maxBody) so the transport can
+// replay the request, and returns the request's reqInfo. It answers a body
+// that cannot be read with 400 and reports false.
+func (h *handler) prepare(w http.ResponseWriter, r *http.Request) (*reqInfo, bool) {
+	info := &reqInfo{local: "http://" + r.Host}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		if err := h.buffer(r, info); err != nil {
+			h.log.Debug("reading request body", "err", err)
+			writeRPCError(w, http.StatusBadRequest, nil, "mcp-oauth-proxy: reading the request body: "+err.Error(), "")
+			return nil, false
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
-	})
+	}
+	return info, true
 }
+
+// flushWriter flushes after every write, so that whatever the upstream
+// streams, of any Content-Type and length, reaches the client as it
+// arrives. ReverseProxy's FlushInterval -1 would do that too, but it also
+// flushes the headers of every response from a timer goroutine: a goroutine
+// per request and, when the timer wins the race with the body, one more
+// write and wake-up. A response of known
+// length now leaves with its first bytes of body; event streams and
+// responses without a Content-Length still get that early header flush from
+// ReverseProxy.
+type flushWriter struct {
+	http.ResponseWriter
+}
+
+func (w *flushWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if err == nil {
+		// As ReverseProxy does: a failed flush shows in the next write.
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *flushWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (h *handler) buffer(r *http.Request, info *reqInfo) error {
 	if h.maxBody < 0 {
 		info.streamed = true
 		return nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
+	var buf []byte
+	var err error
+	if r.ContentLength > 0 && r.ContentLength <= h.maxBody {
+		// The length is known: one allocation of the right size.
+		buf = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, buf)
+	} else {
+		buf, err = io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
+	}
 	if err != nil {
 		return err
 	}
@@ -195,12 +282,21 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		// The endpoint event must be readable to be rewritten.
 		out.Header.Del("Accept-Encoding")
 	}
+	if info := infoFrom(in.Context()); len(info.body) > 0 && out.Body != nil {
+		// ReverseProxy wraps the body; unwrapped, the Transport sees an
+		// in-memory body and sends headers and body in one write.
+		out.Body = io.NopCloser(bytes.NewReader(info.body))
+	}
 }
 
 // modifyResponse points same-origin redirects and the legacy endpoint event
 // back at the listener.
 func (h *handler) modifyResponse(res *http.Response) error {
 	info := infoFrom(res.Request.Context())
+	// An event stream answering a GET stays open and mostly idle: it gets a
+	// small copy buffer. One answering a POST ends with its answer, which
+	// may be large: the default buffer.
+	info.buffers.stream = res.Request.Method == http.MethodGet && isEventStream(res.Header)
 	if loc := res.Header.Get("Location"); loc != "" {
 		if local, ok := h.localURL(loc, info); ok {
 			res.Header.Set("Location", local)
@@ -223,8 +319,9 @@ func (h *handler) modifyResponse(res *http.Response) error {
 }
 
 func isEventStream(hdr http.Header) bool {
-	mt, _, _ := mime.ParseMediaType(hdr.Get("Content-Type"))
-	return mt == "text/event-stream"
+	// mime.ParseMediaType would allocate for every response.
+	mt, _, _ := strings.Cut(hdr.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 // rewriteEndpoint returns the legacy SSE endpoint URI the client should use.
@@ -304,20 +401,15 @@ func (h *handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	writeRPCError(w, http.StatusBadGateway, id, fmt.Sprintf("mcp-oauth-proxy: upstream %s: %v", h.upName, cause), "")
 }
 
-// logRequests logs each request at debug level when it ends (for a stream,
-// when the stream closes). The query is left out: it may carry session ids.
-func (h *handler) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !h.log.Enabled(r.Context(), slog.LevelDebug) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		start := time.Now()
-		defer func() {
-			h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
-				"bytes", ww.BytesWritten(), "duration", time.Since(start).Round(time.Millisecond))
-		}()
-		next.ServeHTTP(ww, r)
-	})
+// serveLogged serves a request and logs it at debug level when it ends (for
+// a stream, when the stream closes). The query is left out: it may carry
+// session ids.
+func (h *handler) serveLogged(w http.ResponseWriter, r *http.Request) {
+	ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+	start := time.Now()
+	defer func() {
+		h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+			"bytes", ww.BytesWritten(), "duration", time.Since(start).Round(time.Millisecond))
+	}()
+	h.serve(ww, r)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -57,18 +58,15 @@ func parseAllowedHost(s string) (allowedHost, error) {
 	return allowedHost{host: host, port: port}, nil
 }
 
-// middleware refuses guarded requests with 403 before anything is forwarded.
-func (g *guard) middleware(h *handler) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := g.check(r); err != nil {
-				h.log.Warn("refused request", "err", err, "remote", r.RemoteAddr)
-				writeRPCError(w, http.StatusForbidden, nil, "mcp-oauth-proxy: "+err.Error(), "")
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
+// allow refuses a guarded request with 403, before anything is forwarded,
+// and reports whether the request may go on.
+func (g *guard) allow(w http.ResponseWriter, r *http.Request, log *slog.Logger) bool {
+	if err := g.check(r); err != nil {
+		log.Warn("refused request", "err", err, "remote", r.RemoteAddr)
+		writeRPCError(w, http.StatusForbidden, nil, "mcp-oauth-proxy: "+err.Error(), "")
+		return false
 	}
+	return true
 }
 
 func (g *guard) check(r *http.Request) error {

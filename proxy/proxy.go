@@ -100,7 +100,10 @@ type Options struct {
 	// listener's port, "name:port" accepts exactly that.
 	AllowedHosts []string
 
-	// Transport performs the upstream requests. Nil means a clone of
+	// Transport performs the upstream requests. Nil means the proxy's own
+	// HTTP/1.1 transport for plain-http upstreams (no goroutines per
+	// connection; see BENCHMARKS.md) and, for everything else (https with
+	// HTTP/2 where offered, HTTP proxies from the environment), a clone of
 	// http.DefaultTransport tuned for streaming (no transparent
 	// decompression, more idle connections per host). It must not follow
 	// redirects (an http.RoundTripper never does).
