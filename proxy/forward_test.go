@@ -209,12 +209,10 @@ func TestRedirects(t *testing.T) {
 }
 
 func TestUpstreamDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	// Port 1 (tcpmux) is privileged and unused: connections are refused.
+	// A port freed by closing a listener could be taken by the proxy's
+	// own listener, which would then forward to itself.
+	const addr = "127.0.0.1:1"
 	auth := &mcptest.Authorizer{}
 	tok := auth.SetToken()
 	local, lb := serve(t, proxy.Server{Upstream: "http://" + addr + "/mcp?key=secret", Auth: auth}, proxy.Options{})
