@@ -166,15 +166,19 @@ type RegistrationError struct {
 }
 
 func (e *RegistrationError) Error() string {
-	s := fmt.Sprintf("oauth: client registration at %s failed: ", e.Endpoint)
-	if e.Code == "" {
-		return s + fmt.Sprintf("HTTP %d", e.StatusCode)
+	return errorText("oauth: client registration at "+e.Endpoint+" failed: ", e.StatusCode, e.Code, e.Description)
+}
+
+// errorText formats an OAuth error answer (RFC 6749 §5.2, RFC 7591
+// §3.2.2): its code and description, or the HTTP status when it had none.
+func errorText(prefix string, status int, code, description string) string {
+	if code == "" {
+		return prefix + fmt.Sprintf("HTTP %d", status)
 	}
-	s += e.Code
-	if e.Description != "" {
-		s += ": " + e.Description
+	if description != "" {
+		return prefix + code + ": " + description
 	}
-	return s
+	return prefix + code
 }
 
 // Register registers a client at the registration endpoint (RFC 7591) and

@@ -58,15 +58,7 @@ type TokenError struct {
 }
 
 func (e *TokenError) Error() string {
-	s := fmt.Sprintf("oauth: token endpoint %s: ", e.Endpoint)
-	if e.Code == "" {
-		return s + fmt.Sprintf("HTTP %d", e.StatusCode)
-	}
-	s += e.Code
-	if e.Description != "" {
-		s += ": " + e.Description
-	}
-	return s
+	return errorText("oauth: token endpoint "+e.Endpoint+": ", e.StatusCode, e.Code, e.Description)
 }
 
 // SelectAuthMethod picks the client authentication method for ci at a

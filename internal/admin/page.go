@@ -78,12 +78,12 @@ func tokenText(s TokenStatus, now time.Time) string {
 	case s.ExpiresAt == nil:
 		text = "valid, expiry unknown"
 	case s.Expired:
-		text = "expired " + humanDuration(now.Sub(*s.ExpiresAt)) + " ago"
+		text = "expired " + HumanDuration(now.Sub(*s.ExpiresAt)) + " ago"
 		if s.RefreshToken {
 			text += " (it is refreshed on the next request)"
 		}
 	default:
-		text = fmt.Sprintf("valid, expires in %s (at %s)", humanDuration(s.ExpiresAt.Sub(now)),
+		text = fmt.Sprintf("valid, expires in %s (at %s)", HumanDuration(s.ExpiresAt.Sub(now)),
 			s.ExpiresAt.Local().Format("2006-01-02 15:04:05 MST"))
 	}
 	if s.Scope != "" {
@@ -93,7 +93,7 @@ func tokenText(s TokenStatus, now time.Time) string {
 }
 
 // humanDuration rounds d to its two largest units: 45s, 59m, 1h5m, 3d4h.
-func humanDuration(d time.Duration) string {
+func HumanDuration(d time.Duration) string {
 	d = max(d, 0)
 	switch {
 	case d < time.Minute:
