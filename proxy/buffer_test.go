@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 )
 
@@ -55,7 +56,9 @@ func TestBufferSizeFollowsTheResponse(t *testing.T) {
 	}
 }
 
-func TestRouted(t *testing.T) {
+// The router passes every standard method and path upstream and answers
+// the rest as chi does.
+func TestRouter(t *testing.T) {
 	tests := []struct {
 		method, target string
 		want           int // 0: passed on
@@ -63,16 +66,31 @@ func TestRouted(t *testing.T) {
 		{http.MethodPost, "/mcp", 0},
 		{http.MethodGet, "/sse?x=1", 0},
 		{http.MethodDelete, "/", 0},
+		{http.MethodPatch, "/a/b%2Fc", 0},
 		{"PROPFIND", "/mcp", http.StatusMethodNotAllowed},
 		{http.MethodOptions, "*", http.StatusNotFound},
 	}
 	for _, tt := range tests {
+		var rt countingTransport
+		h, err := newHandler(Server{Upstream: "http://127.0.0.1:9/mcp"}, Options{Transport: &rt}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(tt.method, "http://127.0.0.1:9/", nil)
 		r.URL.Path, r.URL.RawQuery = tt.target, ""
-		ok := routed(w, r)
-		if got := w.Code; ok != (tt.want == 0) || (!ok && got != tt.want) {
-			t.Errorf("%s %s: passed on %v, status %d; want status %d (0: passed on)", tt.method, tt.target, ok, got, tt.want)
+		h.ServeHTTP(w, r)
+		passed := rt.n.Load() == 1
+		if passed != (tt.want == 0) || (!passed && w.Code != tt.want) {
+			t.Errorf("%s %s: passed on %v, status %d; want status %d (0: passed on)", tt.method, tt.target, passed, w.Code, tt.want)
 		}
 	}
+}
+
+// countingTransport answers like cannedTransport and counts the requests.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return cannedTransport{}.RoundTrip(req)
 }

@@ -12,9 +12,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 )
 
 // handler serves one server's listener.
@@ -28,7 +32,9 @@ type handler struct {
 	maxBody  int64
 	log      *slog.Logger
 	guard    *guard
-	rp       *httputil.ReverseProxy // copied per request, see serve
+	rp       *httputil.ReverseProxy // copied per request, see forward
+	mux      *chi.Mux               // routes every path to forward
+	routes   sync.Pool              // *chi.Context, see serve
 	small    bufferPool             // copy buffers of event streams
 	large    bufferPool             // copy buffers of other responses
 	upstream http.RoundTripper      // authTransport around the base transport
@@ -90,6 +96,13 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// One route: every path goes upstream. chi answers the methods it does
+	// not know with 405 and paths that do not start with "/" (OPTIONS *)
+	// with 404. The guard and the body buffering run before it as plain
+	// calls, not as chi middleware: see serve.
+	h.mux = chi.NewRouter()
+	h.mux.Handle("/*", (*forwarder)(h))
+	h.routes.New = func() any { return chi.NewRouteContext() }
 	return h, nil
 }
 
@@ -102,51 +115,79 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r)
 }
 
-// serve guards, buffers and forwards one request. It calls the steps in turn
-// rather than through a chain of middleware (and no router: every path goes
-// upstream): each frame on the way to the response's first write adds to
-// the stack that every open stream keeps, and a chain took it past 8 KiB,
-// which doubles a goroutine's stack to 16 KiB. No Compress, Timeout or
-// RealIP middleware either: they break streams or trust client-supplied
-// headers.
+// serve guards and buffers one request and hands it to the router, which
+// passes it to forward. The guard and the buffering are calls made before
+// the router rather than chi middleware, and no Compress, Timeout or RealIP
+// middleware either (they break streams or trust client-supplied headers).
+// A middleware's frame stays on the stack while the request is forwarded,
+// and an open stream keeps its goroutine's stack at the size the deepest
+// call of its request needed: past 8 KiB Go doubles it to 16 KiB, for
+// every open stream (BENCHMARKS.md; bench/stackprobe measures it).
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	rc := h.routes.Get().(*chi.Context)
+	rc.Reset()
+	rc.Routes = h.mux
+	if r = h.admit(w, r, rc); r != nil {
+		h.mux.ServeHTTP(w, r)
+	}
+	// As chi does with its own: the request is over, streams included.
+	h.routes.Put(rc)
+}
+
+// admit checks and buffers r and returns it with its request context, or
+// nil when it has been answered.
+func (h *handler) admit(w http.ResponseWriter, r *http.Request, rc *chi.Context) *http.Request {
 	if !h.guard.allow(w, r, h.log) {
-		return
+		return nil
 	}
 	info, ok := h.prepare(w, r)
-	if !ok || !routed(w, r) {
-		return
+	if !ok {
+		return nil
 	}
+	return r.WithContext(&reqContext{Context: r.Context(), info: info, route: rc})
+}
+
+// forwarder is the router's one route: it forwards a request upstream.
+// Its own type, rather than an http.HandlerFunc of a method value, spares
+// two frames on the request's stack.
+type forwarder handler
+
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := (*handler)(f)
+	info := infoFrom(r.Context())
 	info.w.ResponseWriter = w
 	info.buffers = responseBuffers{small: &h.small, large: &h.large}
 	// A copy of the ReverseProxy per request, so that its BufferPool knows
-	// the response it copies.
-	rp := *h.rp
-	rp.BufferPool = &info.buffers
-	rp.ServeHTTP(&info.w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
+	// the response it copies; it lives in info, which is allocated anyway.
+	info.rp = *h.rp
+	info.rp.BufferPool = &info.buffers
+	info.rp.ServeHTTP(&info.w, r)
 }
 
-// routed reports whether a router with the one route "/*" would pass r on
-// (the proxy used chi's, which cost a context and a request copy per
-// request): standard methods, and paths that are empty or start with "/".
-// It answers the others with 405 or 404, as that router did.
-func routed(w http.ResponseWriter, r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodPost, http.MethodDelete, http.MethodHead, http.MethodOptions,
-		http.MethodPut, http.MethodPatch, http.MethodConnect, http.MethodTrace:
-	default:
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		return false
+// reqContext is the context of a request on its way upstream. It carries
+// the request's reqInfo, chi's routing context and, for the traffic
+// recorder, the buffered body (wire.BodyKey), in one allocation. With
+// context.WithValue that would take two contexts, and chi, which finds no
+// routing context of its own, would copy the request once more.
+type reqContext struct {
+	context.Context
+	info  *reqInfo
+	route *chi.Context
+}
+
+func (c *reqContext) Value(key any) any {
+	switch key {
+	case reqInfoKey{}:
+		return c.info
+	case chi.RouteCtxKey:
+		return c.route
+	case wire.BodyKey:
+		if c.info.body == nil {
+			return nil
+		}
+		return c.info
 	}
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
-	if path != "" && path[0] != '/' {
-		http.NotFound(w, r)
-		return false
-	}
-	return true
+	return c.Context.Value(key)
 }
 
 // newTransport returns the default upstream transport: h1Transport for
@@ -171,7 +212,12 @@ type reqInfo struct {
 	streamed bool            // the body was too large to buffer and cannot be replayed
 	w        flushWriter     // the response writer ReverseProxy writes to
 	buffers  responseBuffers // ReverseProxy's BufferPool
+	rp       httputil.ReverseProxy
 }
+
+// RequestBody returns the buffered request body for wire.Transport, which
+// finds it under wire.BodyKey. It is never changed after buffering.
+func (info *reqInfo) RequestBody() []byte { return info.body }
 
 type reqInfoKey struct{}
 
@@ -202,12 +248,14 @@ func (h *handler) prepare(w http.ResponseWriter, r *http.Request) (*reqInfo, boo
 // arrives. ReverseProxy's FlushInterval -1 would do that too, but it also
 // flushes the headers of every response from a timer goroutine: a goroutine
 // per request and, when the timer wins the race with the body, one more
-// write and wake-up. A response of known
-// length now leaves with its first bytes of body; event streams and
-// responses without a Content-Length still get that early header flush from
-// ReverseProxy.
+// write and wake-up. A response of known length now leaves with its first
+// bytes of body. The headers of a response that ReverseProxy streams (an
+// event stream, or a body of unknown length) are sent at once by
+// WriteHeader.
 type flushWriter struct {
 	http.ResponseWriter
+	early bool // set by ModifyResponse: send the headers with WriteHeader
+	apart bool // ... from a goroutine of their own (an event stream answering a GET)
 }
 
 func (w *flushWriter) Write(p []byte) (int, error) {
@@ -217,6 +265,29 @@ func (w *flushWriter) Write(p []byte) (int, error) {
 		http.NewResponseController(w.ResponseWriter).Flush()
 	}
 	return n, err
+}
+
+// WriteHeader sends the headers of a streamed response at once, where
+// ReverseProxy would start a timer goroutine that races with the first
+// event. Writing headers is net/http's deepest call (3.8 KiB of stack):
+// for an event stream answering a GET, which stays open and mostly idle
+// for hours, it runs on a short-lived goroutine, so that the stream's own
+// goroutine keeps a stack of 8 KiB rather than 16 (see serve).
+func (w *flushWriter) WriteHeader(code int) {
+	w.ResponseWriter.WriteHeader(code)
+	if !w.early || code < http.StatusOK {
+		return
+	}
+	if !w.apart {
+		http.NewResponseController(w.ResponseWriter).Flush()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}()
+	<-done
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.
@@ -296,7 +367,11 @@ func (h *handler) modifyResponse(res *http.Response) error {
 	// An event stream answering a GET stays open and mostly idle: it gets a
 	// small copy buffer. One answering a POST ends with its answer, which
 	// may be large: the default buffer.
-	info.buffers.stream = res.Request.Method == http.MethodGet && isEventStream(res.Header)
+	stream := isEventStream(res.Header)
+	info.buffers.stream = res.Request.Method == http.MethodGet && stream
+	// The responses ReverseProxy flushes as they come (its flushInterval).
+	info.w.early = stream || res.ContentLength < 0
+	info.w.apart = info.buffers.stream
 	if loc := res.Header.Get("Location"); loc != "" {
 		if local, ok := h.localURL(loc, info); ok {
 			res.Header.Set("Location", local)

@@ -373,6 +373,52 @@ func TestStreamsFlushed(t *testing.T) {
 	}
 }
 
+// TestStreamHeadersFirst checks that the headers of a streamed response
+// reach the client before its first bytes of body exist: the upstream sends
+// its headers and writes nothing more until the client has them.
+func TestStreamHeadersFirst(t *testing.T) {
+	tests := []struct {
+		name, method, contentType string
+	}{
+		{"event stream answering a GET", http.MethodGet, "text/event-stream"},
+		{"event stream answering a POST", http.MethodPost, "text/event-stream"},
+		{"body of unknown length", http.MethodGet, "application/octet-stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gotHeaders := make(chan struct{})
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(http.StatusOK)
+				http.NewResponseController(w).Flush()
+				select {
+				case <-gotHeaders:
+					io.WriteString(w, "data: after\n\n")
+				case <-time.After(waitFor):
+				case <-r.Context().Done():
+				}
+			}))
+			t.Cleanup(up.Close)
+			local, _ := serve(t, proxy.Server{Upstream: up.URL + "/mcp"}, proxy.Options{})
+
+			req, _ := http.NewRequestWithContext(ctxTimeout(t), tt.method, local.URL+"/mcp", strings.NewReader("{}"))
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			close(gotHeaders)
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusOK || string(body) != "data: after\n\n" {
+				t.Errorf("got %d %q, want the body written after the client had the headers", res.StatusCode, body)
+			}
+		})
+	}
+}
+
 // TestStreamBytesIdentical sends a stream with comments, every line ending,
 // unknown fields and multi-line data through both transports.
 func TestStreamBytesIdentical(t *testing.T) {

@@ -204,13 +204,32 @@ func (t *h1Transport) conn(ctx context.Context, addr string) (c *h1Conn, reused 
 		}
 		c.close()
 	}
-	nc, err := t.dial(ctx, "tcp", addr)
+	nc, err := t.dialApart(ctx, addr)
 	if err != nil {
 		return nil, false, err
 	}
 	c = &h1Conn{nc: nc, addr: addr, limit: -1}
 	c.br = bufio.NewReaderSize(c, h1ReadBufferSize)
 	return c, false, nil
+}
+
+// dialApart dials addr on a goroutine of its own and waits for it, as
+// net/http's Transport does. A dial is the deepest call of a request's
+// path (3 KiB of stack), and an event stream's goroutine keeps the stack its
+// deepest call needed for as long as the stream is open: dialed here, it
+// keeps 8 KiB rather than 16. The dial ends with ctx.
+func (t *h1Transport) dialApart(ctx context.Context, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := t.dial(ctx, "tcp", addr)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
 
 // put makes c available for the next request, or closes it when enough

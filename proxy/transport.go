@@ -55,47 +55,46 @@ type authTransport struct {
 	log      *slog.Logger
 }
 
+// RoundTrip sends req with the token and returns the answer unless the
+// upstream asks for authorization; authorize handles that. It is kept
+// small: the request is sent from here, and each frame on that path adds
+// to the stack that an open stream keeps.
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.auth == nil {
 		return t.base.RoundTrip(req)
 	}
+	// req is ReverseProxy's own copy of the client's request, made for this
+	// round trip, so the token goes straight into it; copying it again cost
+	// a sixth of the proxy's garbage. Replays send copies, with the
+	// Authorization req came with unless there is a token.
+	origAuth := req.Header["Authorization"]
+	tok := t.token(req.Context())
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := t.base.RoundTrip(req)
+	if err != nil || !challenged(res) {
+		return res, err
+	}
+	return t.authorize(req, res, tok, origAuth)
+}
+
+// challenged reports whether res asks for authorization: a 401, or a 403
+// insufficient_scope.
+func challenged(res *http.Response) bool {
+	return res.StatusCode == http.StatusUnauthorized ||
+		res.StatusCode == http.StatusForbidden && insufficientScope(res.Header)
+}
+
+// authorize lets the Authorizer act on res, the upstream's refusal of req
+// sent with tok, and replays req while the rules above allow. origAuth is
+// the Authorization header req came with (nil for none).
+func (t *authTransport) authorize(req *http.Request, res *http.Response, tok string, origAuth []string) (*http.Response, error) {
 	ctx := req.Context()
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	tok := t.token(ctx)
 	var replays, stepUps int
-	// The first attempt sends req itself: it is ReverseProxy's own copy of
-	// the client's request, made for this round trip, so the token can go
-	// straight into it; copying it again cost a sixth of the proxy's
-	// garbage. Replays send copies, with the Authorization req came with
-	// unless there is a token.
-	origAuth, hadAuth := req.Header["Authorization"]
-	for attempt := 0; ; attempt++ {
-		out := req
-		if attempt > 0 {
-			out = req.Clone(wire.WithReplay(ctx))
-			if req.GetBody != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					return nil, err
-				}
-				out.Body = body
-			}
-			delete(out.Header, "Authorization")
-			if hadAuth {
-				out.Header["Authorization"] = origAuth
-			}
-		}
-		if tok != "" {
-			out.Header.Set("Authorization", "Bearer "+tok)
-		}
-		res, err := t.base.RoundTrip(out)
-		if err != nil {
-			return nil, err
-		}
-		stepUp := res.StatusCode == http.StatusForbidden && insufficientScope(res.Header)
-		if res.StatusCode != http.StatusUnauthorized && !stepUp {
-			return res, nil
-		}
+	for {
+		stepUp := res.StatusCode == http.StatusForbidden
 		if !replayable {
 			return nil, t.cannotReplay(ctx, res, tok)
 		}
@@ -133,6 +132,27 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			replays++
 		}
 		t.log.Debug("replaying the request with a new token", "path", req.URL.Path)
+		out := req.Clone(wire.WithReplay(ctx))
+		if req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			out.Body = body
+		}
+		delete(out.Header, "Authorization")
+		if origAuth != nil {
+			out.Header["Authorization"] = origAuth
+		}
+		if tok != "" {
+			out.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if res, err = t.base.RoundTrip(out); err != nil {
+			return nil, err
+		}
+		if !challenged(res) {
+			return res, nil
+		}
 	}
 }
 
