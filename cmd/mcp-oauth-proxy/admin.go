@@ -111,8 +111,10 @@ func displayAddr(addr net.Addr) string {
 }
 
 // recordForStatusPage makes sure the exchanges are recorded for the page:
-// with no traffic flag, it installs a recorder that only records (no log
-// lines, no bodies kept beyond the JSON-RPC method).
+// with no traffic flag, it installs a recorder that only records. That
+// costs next to nothing per request (no log lines, no body copies; the
+// URL and JSON-RPC method are derived when the page shows them, see
+// wire.Transport), so serve keeps the page on by default.
 func (a *app) recordForStatusPage(f *serveFlags, t *traffic) *traffic {
 	if t != nil {
 		return t

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -24,13 +25,32 @@ const DefaultMaxBody = 64 << 10
 // and id when bodies are not kept.
 const rpcPeek = 4 << 10
 
+// BodyKey is the context key under which a request's context may offer the
+// request's whole body, in memory, to Transport: the value has a method
+// RequestBody() []byte that returns it, and the bytes must not change
+// afterwards. A Transport that only records then keeps a reference instead
+// of a copy. The proxy's contexts offer the bodies it buffered.
+var BodyKey = &contextKey{"request-body"}
+
+// contextKey is the type of BodyKey, as net/http's context keys.
+type contextKey struct{ name string }
+
+func (k *contextKey) String() string { return "wire context key " + k.name }
+
 // Transport records every exchange made through Base: it logs it, adds it
 // to Recorder and writes it to HAR, each when set. It never buffers a
-// response: it counts (and keeps the first MaxBody bytes of) the body as
-// the caller reads it, and the exchange ends when the body does; for an
-// event stream a line is also logged when it opens. Request bodies are
-// read through GetBody when there is one (the proxy buffers them), else
-// counted as Base sends them.
+// response: it counts (and, for the log and HAR, keeps the first MaxBody
+// bytes of) the body as the caller reads it, and the exchange ends when
+// the body does; for an event stream a line is also logged when it opens.
+// Request bodies are read through GetBody when there is one (the proxy
+// buffers them), else counted as Base sends them.
+//
+// With only a Recorder (no Logger enabled at Info, no HAR, no Bodies, not
+// KindOAuth), as serve's status page has it, an exchange costs one
+// allocation, of the exchange itself: the URL and a body offered under
+// BodyKey are kept by reference (of a body larger than 4 KiB, a copy of its
+// start), and Recorder.Recent redacts and parses them for the exchanges it
+// returns. Nothing of the response body is kept.
 type Transport struct {
 	// Base makes the requests; nil means http.DefaultTransport.
 	Base http.RoundTripper
@@ -60,7 +80,14 @@ type Transport struct {
 	// MaxBody is how much of each body is kept for the log and the HAR
 	// file; the rest is counted, not kept. Zero means DefaultMaxBody.
 	MaxBody int
+
+	// fp caches the fingerprint of the last bearer token sent: a token
+	// serves many requests, and hashing it for each cost more than the
+	// rest of the recording.
+	fp atomic.Pointer[fingerprint]
 }
+
+type fingerprint struct{ token, fp string }
 
 func (t *Transport) base() http.RoundTripper {
 	if t.Base == nil {
@@ -69,27 +96,53 @@ func (t *Transport) base() http.RoundTripper {
 	return t.Base
 }
 
-// keep returns how much of each body to keep.
+// keepBodies reports whether bodies are kept, for the log or HAR.
+func (t *Transport) keepBodies() bool { return t.Bodies || t.HAR != nil }
+
+// keep returns how much of each body to keep for the log or HAR.
 func (t *Transport) keep() int {
-	switch {
-	case t.HAR == nil && !t.Bodies:
-		return rpcPeek // enough for the JSON-RPC method and id
-	case t.MaxBody > 0:
+	if t.MaxBody > 0 {
 		return t.MaxBody
 	}
 	return DefaultMaxBody
 }
 
-// RoundTrip implements http.RoundTripper.
+// logs reports whether exchanges are logged.
+func (t *Transport) logs(ctx context.Context) bool {
+	return t.Logger != nil && t.Logger.Enabled(ctx, slog.LevelInfo)
+}
+
+// fingerprint returns redact.Fingerprint(tok), from the cache when tok is
+// the token of the last request.
+func (t *Transport) fingerprint(tok string) string {
+	if c := t.fp.Load(); c != nil && c.token == tok {
+		return c.fp
+	}
+	fp := redact.Fingerprint(tok)
+	t.fp.Store(&fingerprint{token: tok, fp: fp})
+	return fp
+}
+
+// RoundTrip implements http.RoundTripper. It is kept small, its work done
+// in calls that return before the request is sent: the proxy forwards
+// every request through it, and each frame here adds to the stack that
+// an open stream keeps.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	x, out := t.begin(req)
+	res, err := t.base().RoundTrip(out)
+	return x.response(res, err)
+}
+
+// begin starts the exchange of req and returns it with the request to
+// send.
+func (t *Transport) begin(req *http.Request) (*exchange, *http.Request) {
 	ctx := req.Context()
-	x := &exchange{t: t, start: time.Now(), keep: t.keep()}
+	x := &exchange{t: t, start: time.Now(), logs: t.logs(ctx)}
 	x.Exchange = Exchange{
 		Time:   x.start,
 		Server: t.Server,
 		Kind:   t.Kind,
 		Method: req.Method,
-		URL:    redact.RequestURL(req.URL),
 		Replay: IsReplay(ctx),
 	}
 	if x.Server == "" {
@@ -97,10 +150,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if tok := bearer(req.Header); tok != "" {
 		x.token = tok
-		x.TokenFingerprint = redact.Fingerprint(tok)
+		x.TokenFingerprint = t.fingerprint(tok)
 	}
 	x.reqType = req.Header.Get("Content-Type")
-	out := x.readRequest(req)
+	// Only the Recorder reads the exchange: hold what it derives by
+	// reference, for Recent.
+	lazy := !x.logs && !t.keepBodies() && t.Kind != KindOAuth
+	if lazy {
+		x.url = req.URL
+	} else {
+		x.URL = redact.RequestURL(req.URL)
+	}
+	out := x.readRequest(req, lazy)
 	if x.Kind == "" {
 		x.Kind = KindMCP
 	} else if x.Kind == KindOAuth {
@@ -109,8 +170,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.HAR != nil {
 		x.har = newHARRequest(req)
 	}
+	return x, out
+}
 
-	res, err := t.base().RoundTrip(out)
+// response records the response headers (or err) and returns res with its
+// body counted.
+func (x *exchange) response(res *http.Response, err error) (*http.Response, error) {
 	x.headers = time.Now()
 	if err != nil {
 		x.finish(err)
@@ -119,7 +184,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	x.Status = res.StatusCode
 	x.respType = res.Header.Get("Content-Type")
 	x.Stream = isEventStream(x.respType)
-	if t.HAR != nil {
+	if x.t.HAR != nil {
 		x.har.setResponse(res)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
@@ -127,26 +192,36 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		x.finish(nil)
 		return res, nil
 	}
-	body := &countingBody{rc: res.Body, keep: x.keep, x: x}
+	body := &x.body
+	*body = countingBody{rc: res.Body, x: x}
+	if x.t.keepBodies() {
+		body.keep = x.t.keep()
+	}
 	if x.Stream {
 		body.sse = new(sseCounter)
 		x.Open, x.Duration = true, x.headers.Sub(x.start)
-		x.id = t.Recorder.Add(x.Exchange)
-		x.log("stream opened", nil)
+		x.id = x.t.Recorder.add(x.entry())
+		if x.logs {
+			x.log("stream opened", nil)
+		}
 	}
 	res.Body = body
 	return res, nil
 }
 
-// exchange is one exchange in progress.
+// exchange is one exchange in progress: a single allocation per request,
+// the response body's counter included.
 type exchange struct {
 	Exchange
 	t       *Transport
 	start   time.Time
 	headers time.Time // when the response headers arrived
-	keep    int       // body bytes to keep
-	token   string    // bearer token sent, to scrub from bodies
+	logs    bool      // lines are logged
+	token   string    // bearer token sent, to scrub from errors and kept bodies
 	id      uint64    // Recorder id of an open stream
+
+	url *url.URL // the request's URL, when x.URL is left to the Recorder
+	rpc []byte   // the request's body, when its method and id are left to the Recorder
 
 	reqType  string // request Content-Type
 	respType string // response Content-Type
@@ -154,20 +229,49 @@ type exchange struct {
 	reqCount *countingBody
 	respBody []byte // the kept part of the response body
 	har      *harEntry
+	body     countingBody // the response body
 
 	once sync.Once
 }
 
-// readRequest reads the kept part of the request body, and returns the
+// entry returns what the Recorder keeps of x.
+func (x *exchange) entry() entry {
+	return entry{x: x.Exchange, url: x.url, rpc: x.rpc}
+}
+
+// requestBody is what a context offers under BodyKey.
+type requestBody interface{ RequestBody() []byte }
+
+// readRequest notes the request body's size and JSON-RPC method and id,
+// keeping as much of the body as the log or HAR need, and returns the
 // request to send: req itself, or a copy whose body is counted as sent.
-func (x *exchange) readRequest(req *http.Request) *http.Request {
+// When lazy, a body the context offers under BodyKey is held by reference
+// instead of read.
+func (x *exchange) readRequest(req *http.Request, lazy bool) *http.Request {
 	if req.Body == nil || req.Body == http.NoBody {
 		return req
+	}
+	peek := rpcPeek
+	if x.t.keepBodies() {
+		peek = x.t.keep()
+	}
+	if lazy {
+		if rb, ok := req.Context().Value(BodyKey).(requestBody); ok {
+			if b := rb.RequestBody(); int64(len(b)) == req.ContentLength {
+				// The Recorder holds at most rpcPeek bytes per exchange:
+				// the start of a larger body is copied.
+				x.ReqBytes, x.rpc = req.ContentLength, b
+				if cap(b) > rpcPeek {
+					x.rpc = append([]byte(nil), b[:rpcPeek]...)
+				}
+				return req
+			}
+		}
 	}
 	if req.GetBody != nil {
 		x.ReqBytes = req.ContentLength
 		if rc, err := req.GetBody(); err == nil {
-			x.reqBody, _ = io.ReadAll(io.LimitReader(rc, int64(x.keep)))
+			x.reqBody, _ = io.ReadAll(io.LimitReader(rc, int64(peek)))
 			rc.Close()
 		}
 		if x.ReqBytes < 0 {
@@ -177,7 +281,7 @@ func (x *exchange) readRequest(req *http.Request) *http.Request {
 		return req
 	}
 	// A body sent as it is read: count it on the way.
-	x.reqCount = &countingBody{rc: req.Body, keep: x.keep}
+	x.reqCount = &countingBody{rc: req.Body, keep: peek}
 	out := new(http.Request)
 	*out = *req
 	out.Body = x.reqCount
@@ -186,58 +290,60 @@ func (x *exchange) readRequest(req *http.Request) *http.Request {
 
 // finish ends the exchange once: it records, logs and writes it.
 func (x *exchange) finish(err error) {
-	x.once.Do(func() {
-		end := time.Now()
-		if x.headers.IsZero() {
-			x.headers = end
+	x.once.Do(func() { x.end(err) })
+}
+
+func (x *exchange) end(err error) {
+	end := time.Now()
+	if x.headers.IsZero() {
+		x.headers = end
+	}
+	x.Duration = end.Sub(x.start)
+	x.Open = false
+	if c := x.reqCount; c != nil {
+		n, kept := c.result()
+		x.ReqBytes, x.reqBody = n, kept
+		if x.RPCMethod == "" && x.RPCID == "" {
+			x.RPCMethod, x.RPCID = parseRPC(x.reqBody)
 		}
-		x.Duration = end.Sub(x.start)
-		x.Open = false
-		if c := x.reqCount; c != nil {
-			n, kept := c.result()
-			x.ReqBytes, x.reqBody = n, kept
-			if x.RPCMethod == "" && x.RPCID == "" {
-				x.RPCMethod, x.RPCID = parseRPC(x.reqBody)
-			}
-		}
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
-			x.Err = redact.Scrub(redact.Text(err.Error()), x.token)
-		}
-		if x.Stream {
-			x.t.Recorder.update(x.id, x.Exchange)
-		} else {
-			x.t.Recorder.Add(x.Exchange)
-		}
-		msg := "exchange"
-		if x.Stream {
-			msg = "stream closed"
-		}
-		var reqText, reqNote, respText, respNote string
-		if x.t.Bodies || x.t.HAR != nil {
-			reqText, reqNote = x.bodyText(x.reqType, x.reqBody, x.ReqBytes)
-			respText, respNote = x.bodyText(x.respType, x.respBody, x.RespBytes)
-		}
-		if x.t.Bodies {
-			x.log(msg, []slog.Attr{
-				slog.String("req_body", withNote(reqText, reqNote)),
-				slog.String("resp_body", withNote(respText, respNote)),
-			})
-		} else {
-			x.log(msg, nil)
-		}
-		if x.t.HAR != nil {
-			x.har.finish(x, end, reqText, reqNote, respText, respNote)
-			x.t.HAR.add(x.har)
-		}
-	})
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+		x.Err = redact.Scrub(redact.Text(err.Error()), x.token)
+	}
+	if x.Stream {
+		x.t.Recorder.update(x.id, x.entry())
+	} else {
+		x.t.Recorder.add(x.entry())
+	}
+	if !x.logs && x.t.HAR == nil {
+		return
+	}
+	msg := "exchange"
+	if x.Stream {
+		msg = "stream closed"
+	}
+	var reqText, reqNote, respText, respNote string
+	if x.t.keepBodies() {
+		reqText, reqNote = x.bodyText(x.reqType, x.reqBody, x.ReqBytes)
+		respText, respNote = x.bodyText(x.respType, x.respBody, x.RespBytes)
+	}
+	if x.logs && x.t.Bodies {
+		x.log(msg, []slog.Attr{
+			slog.String("req_body", withNote(reqText, reqNote)),
+			slog.String("resp_body", withNote(respText, respNote)),
+		})
+	} else if x.logs {
+		x.log(msg, nil)
+	}
+	if x.t.HAR != nil {
+		x.har.finish(x, end, reqText, reqNote, respText, respNote)
+		x.t.HAR.add(x.har)
+	}
 }
 
 // log writes the exchange's line.
 func (x *exchange) log(msg string, extra []slog.Attr) {
 	l := x.t.Logger
-	if l == nil || !l.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
 	a := make([]slog.Attr, 0, 16+len(extra))
 	a = append(a,
 		slog.String("server", x.Server),
@@ -395,9 +501,11 @@ func bearer(h http.Header) string {
 	return strings.TrimSpace(tok)
 }
 
+// isEventStream reports whether contentType is text/event-stream, with
+// any parameters (mime.ParseMediaType would allocate for every response).
 func isEventStream(contentType string) bool {
-	mt, _, _ := mime.ParseMediaType(contentType)
-	return mt == "text/event-stream"
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
 }
 
 // sseCounter counts the events of a Server-Sent Events stream as it

@@ -13,8 +13,11 @@ package wire
 
 import (
 	"context"
+	"net/url"
 	"sync"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 )
 
 // Kinds of exchange, for Exchange.Kind.
@@ -64,41 +67,72 @@ const RecentSize = 100
 
 // Recorder keeps the last RecentSize exchanges. The zero value is ready to
 // use, and it is safe for concurrent use. A nil *Recorder records nothing.
+//
+// Recording is meant to cost next to nothing while only the status page
+// reads it: a Transport that neither logs nor writes HAR hands it the
+// request's URL and buffered body by reference, and Recent redacts and
+// parses them, for the exchanges it returns only.
 type Recorder struct {
-	mu   sync.Mutex
-	ring [RecentSize]Exchange
-	seq  [RecentSize]uint64 // the id of each slot's exchange
-	n    uint64             // exchanges added so far
+	mu     sync.Mutex
+	ring   [RecentSize]entry
+	seq    [RecentSize]uint64 // the id of each slot's exchange
+	gen    [RecentSize]uint64 // the write that set each slot
+	n      uint64             // exchanges added so far
+	writes uint64             // adds and updates so far
+}
+
+// entry is a recorded exchange, with what Recent still has to derive.
+type entry struct {
+	x   Exchange
+	url *url.URL // when set, x.URL is still to be redacted from it
+	rpc []byte   // when set, x.RPCMethod and x.RPCID are still to be parsed from it
+}
+
+// resolve derives what e holds by reference.
+func (e *entry) resolve() {
+	if e.url != nil {
+		e.x.URL = redact.RequestURL(e.url)
+	}
+	if e.rpc != nil {
+		e.x.RPCMethod, e.x.RPCID = parseRPC(e.rpc)
+	}
+	e.url, e.rpc = nil, nil
 }
 
 // Add records x and returns its id, for update.
 func (r *Recorder) Add(x Exchange) uint64 {
+	return r.add(entry{x: x})
+}
+
+func (r *Recorder) add(e entry) uint64 {
 	if r == nil {
 		return 0
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.n++
+	r.writes++
 	i := r.n % RecentSize
-	r.ring[i], r.seq[i] = x, r.n
+	r.ring[i], r.seq[i], r.gen[i] = e, r.n, r.writes
 	return r.n
 }
 
-// update replaces the exchange id by x if it is still kept, else adds x:
+// update replaces the exchange id by e if it is still kept, else adds e:
 // a stream that outlives a hundred exchanges shows again when it closes.
-func (r *Recorder) update(id uint64, x Exchange) {
+func (r *Recorder) update(id uint64, e entry) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	i := id % RecentSize
 	if id != 0 && r.seq[i] == id {
-		r.ring[i] = x
+		r.writes++
+		r.ring[i], r.gen[i] = e, r.writes
 		r.mu.Unlock()
 		return
 	}
 	r.mu.Unlock()
-	r.Add(x)
+	r.add(e)
 }
 
 // Recent returns the last RecentSize exchanges, oldest first. Open streams
@@ -107,14 +141,54 @@ func (r *Recorder) Recent() []Exchange {
 	if r == nil {
 		return nil
 	}
+	s := r.snapshot()
+	// Redact and parse outside the lock, then keep the results, so that a
+	// page polled every few seconds derives each exchange once.
+	out := make([]Exchange, len(s.entries))
+	resolved := false
+	for j := range s.entries {
+		e := &s.entries[j]
+		if e.url != nil || e.rpc != nil {
+			e.resolve()
+			resolved = true
+		}
+		out[j] = e.x
+	}
+	if resolved {
+		r.keep(s)
+	}
+	return out
+}
+
+// snapshot is a copy of a Recorder's entries, oldest first.
+type snapshot struct {
+	first   uint64   // id of entries[0]
+	gens    []uint64 // the write that set each entry's slot
+	entries []entry
+}
+
+func (r *Recorder) snapshot() snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := min(r.n, RecentSize)
-	out := make([]Exchange, 0, k)
-	for id := r.n - k + 1; id <= r.n; id++ {
-		out = append(out, r.ring[id%RecentSize])
+	s := snapshot{first: r.n - k + 1, gens: make([]uint64, k), entries: make([]entry, k)}
+	for j := range s.entries {
+		i := (s.first + uint64(j)) % RecentSize
+		s.gens[j], s.entries[j] = r.gen[i], r.ring[i]
 	}
-	return out
+	return s
+}
+
+// keep stores the entries of s in their slots, except where the slot was
+// written after the snapshot (a stream that closed meanwhile).
+func (r *Recorder) keep(s snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for j, e := range s.entries {
+		if i := (s.first + uint64(j)) % RecentSize; r.gen[i] == s.gens[j] {
+			r.ring[i] = e
+		}
+	}
 }
 
 type ctxKey int
