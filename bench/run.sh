@@ -39,7 +39,7 @@ scripts/install-test-deps.sh
 
 bin=$(mktemp -d "${TMPDIR:-/tmp}/mcp-oauth-proxy-bench-bin.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
-for p in upstream proxy ssefan harness; do
+for p in upstream proxy ssefan stackprobe harness; do
 	$GO build -o "$bin/$p" "./bench/$p"
 done
 $GO build -o "$bin/mcp-oauth-proxy" ./cmd/mcp-oauth-proxy

@@ -49,6 +49,7 @@ type options struct {
 	only     string
 	targets  string
 	compare  map[string]string // target name → a bench/proxy binary built from other code
+	serves   map[string]string // target name → an mcp-oauth-proxy binary built from other code
 	tmp      string
 	startups int
 }
@@ -68,7 +69,7 @@ type target struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.bin, "bin", "", "`dir`ectory holding upstream, proxy, ssefan and mcp-oauth-proxy")
+	flag.StringVar(&o.bin, "bin", "", "`dir`ectory holding upstream, proxy, ssefan, stackprobe and mcp-oauth-proxy")
 	flag.StringVar(&o.script, "script", "bench/post.lua", "wrk POST `script`")
 	flag.IntVar(&o.rounds, "rounds", 5, "throughput rounds per target")
 	flag.DurationVar(&o.dur, "duration", 8*time.Second, "length of one throughput round")
@@ -90,7 +91,18 @@ func main() {
 		o.compare[name] = path
 		return nil
 	})
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,streaming,fanout,startup (default all)")
+	flag.Func("compare-serve", "also measure the mcp-oauth-proxy binary at `NAME=PATH` (built from other code) as target NAME, run as serve is; repeatable", func(v string) error {
+		name, path, ok := strings.Cut(v, "=")
+		if !ok || name == "" || path == "" || slices.Contains(targetNames, name) || o.compare[name] != "" {
+			return fmt.Errorf("want NAME=PATH with a NAME that is not one of %v or of -compare", targetNames)
+		}
+		if o.serves == nil {
+			o.serves = map[string]string{}
+		}
+		o.serves[name] = path
+		return nil
+	})
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,streaming,fanout,startup,stack (default all)")
 	flag.Parse()
 	if o.bin == "" {
 		log.Fatal("harness: -bin is required")
@@ -126,6 +138,7 @@ func (o *options) names() []string {
 		}
 	}
 	names = append(names, slices.Sorted(maps.Keys(o.compare))...)
+	names = append(names, slices.Sorted(maps.Keys(o.serves))...)
 	return names
 }
 
@@ -165,6 +178,11 @@ func run(o *options) error {
 	}
 	if o.phase("startup") {
 		if err := startup(o, r); err != nil {
+			return err
+		}
+	}
+	if o.phase("stack") {
+		if err := stack(o, r); err != nil {
 			return err
 		}
 	}
@@ -212,31 +230,18 @@ func launchTarget(o *options, name, upOrigin string) (*target, error) {
 		t.url = u
 		t.pids = func() []int { return []int{p.pid()} }
 	case "serve":
-		if !keychain() {
-			return nil, nil
-		}
-		// The token is stored the way fast-agent stores it, and serve reads
-		// it from the keychain at startup.
-		id := strings.TrimSuffix(upOrigin, "/")
-		rec := `{"access_token":"` + token + `","token_type":"Bearer","expires_in":null,"refresh_token":null,"scope":null}`
-		cmd := exec.Command("secret-tool", "store", "--label=mcp-oauth-proxy bench", "service", "fast-agent-mcp", "username", "oauth:tokens:"+id)
-		cmd.Stdin = strings.NewReader(rec)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("secret-tool store: %v %s", err, out)
-		}
-		port, err := freePort()
-		if err != nil {
+		if err := launchServe(o, t, o.prog("mcp-oauth-proxy"), upOrigin); err != nil || t.url == "" {
 			return nil, err
 		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		p, _, err := start(name, o.tmp, nil, o.prog("mcp-oauth-proxy"), "serve", "--url", upOrigin+"/mcp", "--listen", addr)
-		if err != nil {
-			return nil, err
-		}
-		t.desc = "mcp-oauth-proxy serve, token from the keychain"
-		t.url = "http://" + addr + "/mcp"
-		t.pids = func() []int { return []int{p.pid()} }
+		t.desc = "mcp-oauth-proxy serve, token from the keychain, status page on"
 	default:
+		if prog, ok := o.serves[name]; ok {
+			if err := launchServe(o, t, prog, upOrigin); err != nil || t.url == "" {
+				return nil, err
+			}
+			t.desc = "serve " + filepath.Base(prog)
+			break
+		}
 		prog, ok := o.compare[name]
 		if !ok {
 			return nil, fmt.Errorf("unknown target %q", name)
@@ -252,6 +257,37 @@ func launchTarget(o *options, name, upOrigin string) (*target, error) {
 	u, _ := url.Parse(t.url)
 	t.origin = u.Scheme + "://" + u.Host
 	return t, nil
+}
+
+// launchServe starts the binary prog as `serve --url` in front of the
+// upstream at upOrigin, with the upstream's token stored in the keychain
+// the way fast-agent stores it, so that serve reads it at startup. Its
+// status page is on, as by default, on a port of its own, so that several
+// serve targets each have one. It leaves t.url empty when there is no
+// keychain session to hold the token.
+func launchServe(o *options, t *target, prog, upOrigin string) error {
+	if !keychain() {
+		return nil
+	}
+	id := strings.TrimSuffix(upOrigin, "/")
+	rec := `{"access_token":"` + token + `","token_type":"Bearer","expires_in":null,"refresh_token":null,"scope":null}`
+	cmd := exec.Command("secret-tool", "store", "--label=mcp-oauth-proxy bench", "service", "fast-agent-mcp", "username", "oauth:tokens:"+id)
+	cmd.Stdin = strings.NewReader(rec)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("secret-tool store: %v %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, _, err := start(t.name, o.tmp, nil, prog, "serve", "--url", upOrigin+"/mcp", "--listen", addr, "--admin", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	t.url = "http://" + addr + "/mcp"
+	t.pids = func() []int { return []int{p.pid()} }
+	return nil
 }
 
 var targetNames = []string{"direct", "nginx", "proxy", "serve", "plain"}
@@ -462,6 +498,31 @@ func fanOuts(o *options, r *report) error {
 		}
 	}
 	r.fanOut(o, rows)
+	return nil
+}
+
+// stack runs bench/stackprobe: the goroutine stack an idle stream keeps
+// through the proxy's handler (with the recorder serve's status page
+// installs) and through a bare net/http handler, and how much more stack
+// the request path could use before that stack doubles.
+func stack(o *options, r *report) error {
+	up, upOrigin, err := launchUpstream(o)
+	if err != nil {
+		return err
+	}
+	defer up.stop()
+	var out []string
+	for _, mode := range []string{"serve", "bare"} {
+		cmd := exec.Command(o.prog("stackprobe"), "-upstream", upOrigin, "-mode", mode,
+			"-pads", "0,512,1024,1536,1792,2048,2304,2560,3072")
+		cmd.Stderr = os.Stderr
+		b, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("stackprobe -mode %s: %w", mode, err)
+		}
+		out = append(out, string(b))
+	}
+	r.stack(out)
 	return nil
 }
 

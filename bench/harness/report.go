@@ -148,3 +148,14 @@ func (r *report) startup(d time.Duration, kc bool) {
 	fmt.Fprintf(&r.b, "\n### Startup\n\n`serve` with 20 configured servers, exec → listener table printed: **%d ms** (median; %s).\n",
 		d.Milliseconds(), where)
 }
+
+func (r *report) stack(tables []string) {
+	fmt.Fprintf(&r.b, "\n### Stack per idle stream\n\n")
+	fmt.Fprintf(&r.b, "bench/stackprobe: the goroutine stack memory per idle SSE stream (StackInuse after a collection) with the handler\n")
+	fmt.Fprintf(&r.b, "called from that much more stack. Go doubles a stack that runs out, 8 → 16 KiB per stream; the largest padding\n")
+	fmt.Fprintf(&r.b, "before that is the request path's headroom. serve: the proxy's handler with the status page's recorder;\n")
+	fmt.Fprintf(&r.b, "bare: a net/http handler that holds the stream itself.\n")
+	for _, t := range tables {
+		fmt.Fprintf(&r.b, "\n%s", t)
+	}
+}
