@@ -9,7 +9,7 @@ import "sync"
 // without a BufferPool.
 const (
 	copyBufferSize   = 32 << 10
-	streamBufferSize = 2 << 10
+	streamBufferSize = 1 << 10
 )
 
 // bufferPool recycles copy buffers of one size. Without it every response
