@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -15,10 +14,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/bench/internal/ssestream"
 )
 
 func main() {
@@ -45,7 +45,7 @@ func main() {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := open(ctx, u.Host, req)
+			c, err := ssestream.Open(ctx, u.Host, req)
 			if err != nil {
 				failed.Add(1)
 				firstErr.Do(func() { log.Printf("ssefan: stream %d: %v", i, err) })
@@ -63,46 +63,4 @@ func main() {
 			c.Close()
 		}
 	}
-}
-
-// open sends the request and reads up to the end of the first event.
-func open(ctx context.Context, host, req string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(c, req); err != nil {
-		c.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(c, 512)
-	status, err := br.ReadString('\n')
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	if !strings.HasPrefix(status, "HTTP/1.1 200") {
-		c.Close()
-		return nil, fmt.Errorf("status %q", strings.TrimSpace(status))
-	}
-	// Headers, then the first event's lines up to a blank line. Chunked
-	// framing lines come along; the blank line ending the event is what
-	// counts, and the headers' blank line is skipped by counting.
-	blank := 0
-	for blank < 2 {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		if strings.TrimRight(line, "\r\n") == "" {
-			blank++
-		}
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
 }

@@ -32,7 +32,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -49,6 +48,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/bench/internal/ssestream"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
@@ -239,33 +239,9 @@ func (staticAuth) Challenge(context.Context, *http.Response, string) (bool, erro
 	return false, nil
 }
 
-// open starts a stream and reads up to the end of its first event.
+// open starts a stream to the handler at addr.
 func open(addr string) (net.Conn, error) {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, "GET /sse HTTP/1.1\r\nHost: "+addr+"\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
-		c.Close()
-		return nil, err
-	}
-	br := bufio.NewReaderSize(c, 512)
-	status, err := br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
-		c.Close()
-		return nil, fmt.Errorf("status %q: %v", strings.TrimSpace(status), err)
-	}
-	for blank := 0; blank < 2; {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		if strings.TrimRight(line, "\r\n") == "" {
-			blank++
-		}
-	}
-	c.SetDeadline(time.Time{})
-	return c, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return ssestream.Open(ctx, addr, "GET /sse HTTP/1.1\r\nHost: "+addr+"\r\nAccept: text/event-stream\r\n\r\n")
 }
