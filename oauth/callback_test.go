@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 )
 
 // listenRecorder is Callbacks.Listen for tests: it binds for real unless
@@ -55,30 +56,13 @@ func (r *listenRecorder) count(network string) int {
 	return n
 }
 
-type cbLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *cbLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *cbLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // cbNew returns a Callbacks that binds through a recorder and logs
 // to a buffer shown when the test fails. It also checks, at the end of the
 // test, that no listener or paste reader goroutine is left.
 func cbNew(t *testing.T) (*Callbacks, *listenRecorder) {
 	t.Helper()
 	cbCheckNoLeaks(t)
-	var logs cbLogBuffer
+	var logs oauthtest.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", logs.String())

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,11 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/mcptest"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
 )
 
@@ -23,23 +22,8 @@ var _ proxy.Authorizer = (*mcptest.Authorizer)(nil)
 // waitFor is how long a test waits for something that should happen soon.
 const waitFor = 15 * time.Second
 
-// logBuffer collects the proxy's logs for assertions and echoes them to t.Log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// logBuffer collects the proxy's logs for assertions.
+type logBuffer = oauthtest.Buffer
 
 func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -9,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/zalando/go-keyring"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 )
 
 // fakeKey names one fake keychain entry.
@@ -125,22 +126,7 @@ func (f *fakeBackend) opsFor(service string) []string {
 }
 
 // logBuffer collects log output from many goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ oauthtest.Buffer }
 
 // count reports how many log lines contain s.
 func (l *logBuffer) count(s string) int {

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 )
 
@@ -24,22 +23,7 @@ import (
 const waitFor = 15 * time.Second
 
 // logLines is a concurrency-safe JSON log sink whose lines can be decoded.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logLines struct{ oauthtest.Buffer }
 
 // lines decodes every line whose msg is msg.
 func (l *logLines) lines(t *testing.T, msg string) []map[string]any {
