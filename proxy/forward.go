@@ -32,7 +32,7 @@ type handler struct {
 	maxBody  int64
 	log      *slog.Logger
 	guard    *guard
-	rp       *httputil.ReverseProxy // copied per request, see forward
+	rp       *httputil.ReverseProxy // copied per request, see forwarder
 	mux      *chi.Mux               // routes every path to forward
 	routes   sync.Pool              // *chi.Context, see serve
 	small    bufferPool             // copy buffers of event streams
@@ -116,7 +116,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve guards and buffers one request and hands it to the router, which
-// passes it to forward. The guard and the buffering are calls made before
+// passes it to the forwarder. The guard and the buffering are calls made before
 // the router rather than chi middleware, and no Compress, Timeout or RealIP
 // middleware either (they break streams or trust client-supplied headers).
 // A middleware's frame stays on the stack while the request is forwarded,
