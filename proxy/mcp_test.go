@@ -7,9 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/mcptest"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // These tests put go-sdk on both sides: its client, which knows nothing of
@@ -227,27 +228,8 @@ func TestBigToolResult(t *testing.T) {
 // absoluteEndpoint makes a go-sdk SSE handler announce its endpoint as an
 // absolute URL on origin.
 func absoluteEndpoint(h http.Handler, origin *string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(&endpointWriter{ResponseWriter: w, origin: *origin}, r)
-	})
+	return mcptest.AbsoluteEndpoint(h, func(*http.Request) string { return *origin })
 }
-
-type endpointWriter struct {
-	http.ResponseWriter
-	origin string
-	done   bool
-}
-
-func (w *endpointWriter) Write(b []byte) (int, error) {
-	if !w.done && bytes.HasPrefix(b, []byte("event: endpoint\n")) {
-		w.done = true
-		_, err := w.ResponseWriter.Write(bytes.Replace(b, []byte("data: /"), []byte("data: "+w.origin+"/"), 1))
-		return len(b), err
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *endpointWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestLegacySSE(t *testing.T) {
 	for _, absolute := range []bool{false, true} {

@@ -192,33 +192,11 @@ func TestServeStreamsEventsAsSent(t *testing.T) {
 	}
 }
 
-// endpointWriter makes a go-sdk SSE handler announce its session endpoint
-// as an absolute URL on the upstream's origin, which the proxy must point
-// back at the listener.
-type endpointWriter struct {
-	http.ResponseWriter
-	origin string
-	done   bool
-}
-
-func (w *endpointWriter) Write(b []byte) (int, error) {
-	if !w.done && bytes.HasPrefix(b, []byte("event: endpoint\n")) {
-		w.done = true
-		_, err := w.ResponseWriter.Write(bytes.Replace(b, []byte("data: /"), []byte("data: "+w.origin+"/"), 1))
-		return len(b), err
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *endpointWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // TestServeLegacySSE: a `transport: sse` server: the endpoint event points
 // at the listener, and the client's POSTs there are answered on its stream.
 func TestServeLegacySSE(t *testing.T) {
 	sse := mcptest.SSEHandler(mcptest.NewServer())
-	absolute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sse.ServeHTTP(&endpointWriter{ResponseWriter: w, origin: "http://" + r.Host}, r)
-	})
+	absolute := mcptest.AbsoluteEndpoint(sse, func(r *http.Request) string { return "http://" + r.Host })
 	as, rs := protectedMCP(t, oauthtest.AuthServerOptions{},
 		oauthtest.ResourceOptions{Path: "/sse", Handler: absolute})
 	port := freePort(t)
