@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -95,11 +96,16 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 		extra:        extraFields(raw, tokenFields),
 	}
 	if j.ExpiresIn != "" {
-		f, err := j.ExpiresIn.Float64()
+		n, err := j.ExpiresIn.Int64()
 		if err != nil {
-			return fmt.Errorf("oauth: token record: expires_in: %w", err)
+			f, ferr := j.ExpiresIn.Float64()
+			// Checked before the conversion: int64(f) is undefined out of range.
+			if ferr != nil || !(f > math.MinInt64 && f < math.MaxInt64) {
+				return fmt.Errorf("oauth: token record: expires_in: %s is not a number of seconds", j.ExpiresIn)
+			}
+			n = int64(f)
 		}
-		t.ExpiresIn = int64(f)
+		t.ExpiresIn = n
 	}
 	at, err := parseTime(j.ExpiresAt)
 	if err != nil {
@@ -109,6 +115,12 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// The range of times RFC 3339 can write, in Unix seconds.
+const (
+	minUnix = -62135596800 // 0001-01-01T00:00:00Z
+	maxUnix = 253402300799 // 9999-12-31T23:59:59Z
+)
+
 // parseTime accepts Unix seconds (integer or fraction) or an RFC 3339 string.
 func parseTime(raw json.RawMessage) (time.Time, error) {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -116,9 +128,20 @@ func parseTime(raw json.RawMessage) (time.Time, error) {
 	}
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err == nil {
+		// Integers are read exactly; a float64 would round large ones.
+		if sec, err := n.Int64(); err == nil {
+			if sec < minUnix || sec > maxUnix {
+				return time.Time{}, fmt.Errorf("%s is outside years 1 to 9999", n)
+			}
+			return time.Unix(sec, 0), nil
+		}
 		f, err := n.Float64()
 		if err != nil {
 			return time.Time{}, err
+		}
+		// Checked before the conversion: int64(f) is undefined out of range.
+		if !(f >= minUnix && f <= maxUnix) {
+			return time.Time{}, fmt.Errorf("%s is outside years 1 to 9999", n)
 		}
 		sec := int64(f)
 		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil

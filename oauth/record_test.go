@@ -77,6 +77,8 @@ func TestTokenExpiresAtForms(t *testing.T) {
 		{`{"access_token":"a","expires_at":"2027-01-15T08:00:00Z"}`, time.Date(2027, 1, 15, 8, 0, 0, 0, time.UTC)},
 		{`{"access_token":"a","expires_at":null}`, time.Time{}},
 		{`{"access_token":"a","expires_in":"3600"}`, time.Time{}},
+		{`{"access_token":"a","expires_at":253402300799}`, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{`{"access_token":"a","expires_at":-62135596800}`, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}
 	for _, tt := range tests {
 		var tok Token
@@ -90,6 +92,18 @@ func TestTokenExpiresAtForms(t *testing.T) {
 	}
 }
 
+func TestTokenReadsLargeIntegersExactly(t *testing.T) {
+	// Above 2^53 a float64 would round these.
+	const in = `{"access_token":"a","expires_in":9007199254740993,"expires_at":253402300799}`
+	var tok Token
+	if err := json.Unmarshal([]byte(in), &tok); err != nil {
+		t.Fatal(err)
+	}
+	if tok.ExpiresIn != 9007199254740993 || tok.ExpiresAt.Unix() != 253402300799 {
+		t.Errorf("Unmarshal(%s) = expires_in %d, expires_at %d", in, tok.ExpiresIn, tok.ExpiresAt.Unix())
+	}
+}
+
 func TestTokenRejectsBadRecords(t *testing.T) {
 	for _, in := range []string{
 		`not json`,
@@ -99,6 +113,13 @@ func TestTokenRejectsBadRecords(t *testing.T) {
 		`{"access_token":null}`,
 		`{"access_token":"a","expires_at":"yesterday"}`,
 		`{"access_token":"a","expires_in":{}}`,
+		// Out of the range a time can be written back in (found by FuzzTokenRecord).
+		`{"access_token":"0","expires_at":1E20}`,
+		`{"access_token":"a","expires_at":253402300800}`,
+		`{"access_token":"a","expires_at":-62135596801.5}`,
+		`{"access_token":"a","expires_at":9223372036854775807}`,
+		`{"access_token":"a","expires_in":1e20}`,
+		`{"access_token":"a","expires_in":-1e19}`,
 	} {
 		var tok Token
 		err := json.Unmarshal([]byte(in), &tok)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -14,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/oauth2"
 )
 
 // Token endpoint client authentication methods (RFC 7591 §2).
@@ -113,62 +110,18 @@ func (e *TokenEndpoint) now() time.Time {
 // verifier, the redirect URI of the authorization request and the RFC 8707
 // resource ("" to send none). An error answer is a *TokenError.
 func (e *TokenEndpoint) Exchange(ctx context.Context, code, verifier, redirectURI, resource string) (*Token, error) {
-	if err := e.check(); err != nil {
-		return nil, err
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"code_verifier": {verifier},
 	}
-	method := e.method()
-	conf := &oauth2.Config{
-		ClientID:    e.Client.ClientID,
-		RedirectURL: redirectURI,
-		// Never AuthStyleAutoDetect: it sends a second request after any
-		// failure, which spends the code and hides the real error.
-		Endpoint: oauth2.Endpoint{TokenURL: e.URL, AuthStyle: oauth2.AuthStyleInParams},
+	if redirectURI != "" {
+		form.Set("redirect_uri", redirectURI)
 	}
-	switch method {
-	case AuthMethodClientSecretBasic:
-		conf.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
-		conf.ClientSecret = e.Client.ClientSecret
-	case AuthMethodClientSecretPost:
-		conf.ClientSecret = e.Client.ClientSecret
-	}
-	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
 	if resource != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("resource", resource))
+		form.Set("resource", resource)
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, noFollowClient(e.HTTPClient))
-	ot, err := conf.Exchange(ctx, code, opts...)
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) {
-			te := &TokenError{Endpoint: e.URL, Code: re.ErrorCode, Description: re.ErrorDescription, URI: re.ErrorURI}
-			if re.Response != nil {
-				te.StatusCode = re.Response.StatusCode
-			}
-			return nil, te
-		}
-		// x/oauth2 says "oauth2: …"; keep its text after naming the URL.
-		return nil, fmt.Errorf("oauth: token endpoint %s: %w", e.URL, err)
-	}
-	t := &Token{
-		AccessToken:  ot.AccessToken,
-		TokenType:    normalizeTokenType(ot.TokenType),
-		RefreshToken: ot.RefreshToken,
-	}
-	if s, ok := ot.Extra("scope").(string); ok {
-		t.Scope = s
-	}
-	expiresIn := ot.ExpiresIn
-	if expiresIn == 0 {
-		// x/oauth2 fills ExpiresIn only from JSON answers.
-		switch v := ot.Extra("expires_in").(type) {
-		case int64:
-			expiresIn = v
-		case float64:
-			expiresIn = int64(v)
-		}
-	}
-	e.setExpiry(t, expiresIn)
-	return t, nil
+	return e.request(ctx, form)
 }
 
 // Refresh redeems refreshToken (RFC 6749 §6), sending the RFC 8707
@@ -176,9 +129,6 @@ func (e *TokenEndpoint) Exchange(ctx context.Context, code, verifier, redirectUR
 // refreshToken, which is kept when the answer has none. An error answer
 // is a *TokenError; invalid_grant means the refresh token is dead.
 func (e *TokenEndpoint) Refresh(ctx context.Context, refreshToken, resource, scope string) (*Token, error) {
-	if err := e.check(); err != nil {
-		return nil, err
-	}
 	form := url.Values{
 		"grant_type":    {"refresh_token"},
 		"refresh_token": {refreshToken},
@@ -188,6 +138,23 @@ func (e *TokenEndpoint) Refresh(ctx context.Context, refreshToken, resource, sco
 	}
 	if scope != "" {
 		form.Set("scope", scope)
+	}
+	t, err := e.request(ctx, form)
+	if err != nil {
+		return nil, err
+	}
+	if t.RefreshToken == "" {
+		t.RefreshToken = refreshToken
+	}
+	return t, nil
+}
+
+// request sends form with the client's authentication, once: never
+// x/oauth2's auto-detection, which sends a second request after any
+// failure, spending the code and hiding the real error.
+func (e *TokenEndpoint) request(ctx context.Context, form url.Values) (*Token, error) {
+	if err := e.check(); err != nil {
+		return nil, err
 	}
 	h := http.Header{}
 	switch e.method() {
@@ -206,14 +173,7 @@ func (e *TokenEndpoint) Refresh(ctx context.Context, refreshToken, resource, sco
 	if err != nil {
 		return nil, err
 	}
-	t, err := e.parseTokenResponse(res)
-	if err != nil {
-		return nil, err
-	}
-	if t.RefreshToken == "" {
-		t.RefreshToken = refreshToken
-	}
-	return t, nil
+	return e.parseTokenResponse(res)
 }
 
 func (e *TokenEndpoint) check() error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -148,6 +149,7 @@ func TestExchangeAuthMethods(t *testing.T) {
 			want := []tokenRequest{{
 				Method:      "POST",
 				ContentType: "application/x-www-form-urlencoded",
+				Accept:      "application/json",
 				Form: mergeForm(url.Values{
 					"grant_type":    {"authorization_code"},
 					"code":          {"the-code"},
@@ -351,6 +353,13 @@ func TestTokenResponses(t *testing.T) {
 			ctype:  "application/json",
 			answer: `{"access_token": "a", "token_type": "Bearer", "expires_in": "7200"}`,
 			want:   &Token{AccessToken: "a", TokenType: "Bearer", ExpiresIn: 7200, ExpiresAt: tokenTestNow.Add(2 * time.Hour)},
+		},
+		{
+			name:   "expires_in beyond int32 is capped",
+			ctype:  "application/json",
+			answer: `{"access_token": "a", "token_type": "Bearer", "expires_in": 1e20}`,
+			want: &Token{AccessToken: "a", TokenType: "Bearer", ExpiresIn: math.MaxInt32,
+				ExpiresAt: tokenTestNow.Add(math.MaxInt32 * time.Second)},
 		},
 		{
 			name:   "form-encoded answer",
