@@ -16,9 +16,11 @@ import (
 // credStore is a minimal in-memory Store for these tests, with an optional
 // failure injected on Set of one key.
 type credStore struct {
-	mu      sync.Mutex
-	m       map[string][]byte
-	failSet string
+	mu         sync.Mutex
+	m          map[string][]byte
+	failSet    string // Set of this key fails
+	failDelete string // Delete of this key fails
+	gets       int    // Get calls
 }
 
 func newCredStore() *credStore { return &credStore{m: map[string][]byte{}} }
@@ -26,6 +28,7 @@ func newCredStore() *credStore { return &credStore{m: map[string][]byte{}} }
 func (s *credStore) Get(key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gets++
 	v, ok := s.m[key]
 	if !ok {
 		return nil, store.ErrNotFound
@@ -46,11 +49,20 @@ func (s *credStore) Set(key string, value []byte) error {
 func (s *credStore) Delete(key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if key == s.failDelete {
+		return errors.New("keychain says no")
+	}
 	if _, ok := s.m[key]; !ok {
 		return store.ErrNotFound
 	}
 	delete(s.m, key)
 	return nil
+}
+
+func (s *credStore) getCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets
 }
 
 func (s *credStore) raw(key string) string {

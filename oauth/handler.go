@@ -38,6 +38,11 @@ type identityState struct {
 	loadOnce sync.Once
 	current  atomic.Pointer[Token] // nil: no token
 
+	// commit orders the writes of current and the stored record: a
+	// refresh, a login and a logout that finish together must not leave
+	// the older result in place, in memory or in the store.
+	commit sync.Mutex
+
 	mu            sync.Mutex
 	challenge     *BearerChallenge // the latest the upstream sent
 	disc          *Discovery       // cached for refreshes
@@ -47,6 +52,7 @@ type identityState struct {
 	refreshedAt   time.Time // when
 	lastLogin     string    // access token the last login produced
 	lastLoginAt   time.Time // when
+	dropped       string    // access token last dropped as dead; never adopted again
 	retryRefresh  time.Time // no proactive refresh before this (backoff)
 	failures      int       // consecutive transient refresh failures
 }
@@ -129,6 +135,8 @@ func (h *Handler) PendingLink() string {
 // that the upstream refuses starts a new login.
 func (h *Handler) Logout() error {
 	h.load()
+	h.st.commit.Lock()
+	defer h.st.commit.Unlock()
 	h.st.current.Store(nil)
 	_, err := h.st.creds.Forget(h.st.candidates...)
 	return err
@@ -252,18 +260,25 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 	return h.waitLogin(ctx, h.startLogin("", false))
 }
 
-// stepUp re-authorizes with the union of the granted and the challenged
-// scopes. It gives up when the challenge asks for nothing new.
+// stepUp re-authorizes with the union of the granted, configured and
+// challenged scopes. It gives up when the challenge asks for nothing that
+// was not granted (or, naming no scope, when the configured ones are all
+// granted): a server that keeps refusing would otherwise get one login
+// per request.
 func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) {
 	h.load()
 	var granted []string
 	if cur := h.st.current.Load(); cur != nil {
 		granted = cur.Scopes()
 	}
-	needed := unionScopes(granted, strings.Fields(h.srv.Scope), strings.Fields(ch.Scope))
-	if isSubset(needed, granted) {
+	asked := strings.Fields(ch.Scope)
+	if len(asked) == 0 {
+		asked = strings.Fields(h.srv.Scope)
+	}
+	if isSubset(asked, granted) {
 		return false, nil
 	}
+	needed := unionScopes(granted, strings.Fields(h.srv.Scope), asked)
 	h.e.logger().Info("the server asks for more scopes; authorizing again",
 		"server", h.target(), "scope", strings.Join(needed, " "))
 	return h.waitLogin(ctx, h.startLogin(strings.Join(needed, " "), false))
@@ -334,6 +349,7 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	}
 	client, err := h.refreshClient()
 	if err != nil {
+		h.refreshFailed(err)
 		return nil, err
 	}
 	tok, err := h.tokenEndpoint(disc, client).Refresh(ctx, old.RefreshToken, disc.Resource, old.Scope)
@@ -341,15 +357,9 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		var te *TokenError
 		switch {
 		case errors.As(err, &te) && te.Code == "invalid_grant":
-			h.e.logger().Info("the refresh token was rejected; dropping it", "server", h.target())
-			st.current.CompareAndSwap(old, nil)
-			if err := st.creds.DeleteToken(st.identity); err != nil {
-				h.e.logger().Warn("cannot delete the rejected token", "server", h.target(), "err", err)
-			}
+			h.drop(old, "the refresh token was rejected; dropping it", false)
 		case errors.As(err, &te) && (te.Code == "invalid_client" || te.Code == "unauthorized_client"):
-			h.e.logger().Info("the client registration was rejected; dropping it", "server", h.target())
-			st.current.CompareAndSwap(old, nil)
-			h.dropClient()
+			h.drop(old, "the client registration was rejected; dropping it", true)
 		default:
 			h.refreshFailed(err)
 		}
@@ -358,9 +368,21 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	if tok.Scope == "" {
 		tok.Scope = old.Scope
 	}
+	st.commit.Lock()
+	if cur := st.current.Load(); cur != old {
+		// A login or logout finished while the refresh ran: its result
+		// is newer than this one.
+		st.commit.Unlock()
+		h.e.logger().Debug("discarding a refresh that a login or logout overtook", "server", h.target())
+		if cur == nil {
+			return nil, errors.New("oauth: logged out during the refresh")
+		}
+		return cur, nil
+	}
 	// Persist first: a rotated refresh token must survive a crash.
 	h.save(tok)
 	st.current.Store(tok)
+	st.commit.Unlock()
 	st.mu.Lock()
 	st.lastRefreshed, st.refreshedAt, st.failures, st.retryRefresh = tok.AccessToken, h.e.now(), 0, time.Time{}
 	st.mu.Unlock()
@@ -395,12 +417,44 @@ func (h *Handler) refreshClient() (*ClientInfo, error) {
 	return ci, nil
 }
 
-func (h *Handler) dropClient() {
-	if err := h.st.creds.DeleteClient(h.st.identity); err != nil {
-		h.e.logger().Warn("cannot delete the client registration", "server", h.target(), "err", err)
+// drop forgets old, which the authorization server has rejected, and with
+// client its client registration, unless a login or logout has already
+// replaced old. Every key form is deleted: a record left under a legacy
+// key would be read again as another process's token.
+func (h *Handler) drop(old *Token, why string, client bool) {
+	st := h.st
+	st.commit.Lock()
+	defer st.commit.Unlock()
+	if !st.current.CompareAndSwap(old, nil) {
+		return
 	}
-	if err := h.st.creds.DeleteToken(h.st.identity); err != nil {
-		h.e.logger().Warn("cannot delete the token", "server", h.target(), "err", err)
+	h.e.logger().Info(why, "server", h.target())
+	st.mu.Lock()
+	st.dropped = old.AccessToken
+	st.mu.Unlock()
+	h.deleteStored(client)
+}
+
+// dropClient forgets the stored client registration and token after the
+// authorization server rejected the client during a login.
+func (h *Handler) dropClient() {
+	h.st.commit.Lock()
+	defer h.st.commit.Unlock()
+	h.deleteStored(true)
+}
+
+// deleteStored deletes the stored token, and with client the client
+// registration, under every key form of the identity. h.st.commit is held.
+func (h *Handler) deleteStored(client bool) {
+	for _, id := range h.st.candidates {
+		if client {
+			if err := h.st.creds.DeleteClient(id); err != nil {
+				h.e.logger().Warn("cannot delete the client registration", "server", h.target(), "err", err)
+			}
+		}
+		if err := h.st.creds.DeleteToken(id); err != nil {
+			h.e.logger().Warn("cannot delete the token", "server", h.target(), "err", err)
+		}
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -53,8 +55,10 @@ func (h *Handler) runLogin(f *flight, scope string, force bool) (*Token, error) 
 		h.e.logger().Warn("authorization failed", "server", h.target(), "err", err)
 		return nil, &LoginError{Target: h.target(), Link: f.Link(), Err: err}
 	}
+	st.commit.Lock()
 	h.save(tok)
 	st.current.Store(tok)
+	st.commit.Unlock()
 	st.mu.Lock()
 	st.lastRefreshed, st.failures, st.retryRefresh = "", 0, time.Time{}
 	st.lastLogin, st.lastLoginAt = tok.AccessToken, h.e.now()
@@ -74,11 +78,20 @@ func (h *Handler) adoptStored(cur *Token, scope string) *Token {
 	if cur != nil && tok.AccessToken == cur.AccessToken {
 		return nil
 	}
+	st.mu.Lock()
+	dead := tok.AccessToken == st.dropped
+	st.mu.Unlock()
+	if dead {
+		// Left behind when the server rejected it, e.g. by a failed delete.
+		return nil
+	}
 	if scope != "" && !isSubset(strings.Fields(scope), tok.Scopes()) {
 		return nil
 	}
 	h.e.logger().Info("using the token another process stored", "server", h.target())
+	st.commit.Lock()
 	st.current.Store(tok)
+	st.commit.Unlock()
 	return tok
 }
 
@@ -158,6 +171,9 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 			"redirect_uri", redirectURI, "err", listenErr)
 	}
 	defer pending.Close()
+	if disc.Metadata.AuthorizationResponseIssParameterSupported {
+		pending.RequireIss()
+	}
 	link := AuthRequest{
 		Endpoint:    disc.Metadata.AuthorizationEndpoint,
 		ClientID:    client.ClientID,
@@ -223,10 +239,17 @@ func (h *Handler) probe(ctx context.Context) {
 	req.Header.Set("MCP-Protocol-Version", h.e.protocolVersion())
 	res, err := h.e.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = displayURL(req.URL) // the query may hold an API key
+		}
 		h.e.logger().Warn("cannot reach the upstream; discovering from well-known metadata", "server", h.target(), "err", err)
 		return
 	}
-	io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "text/event-stream" {
+		// Drained for connection reuse; a stream would never end.
+		io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	}
 	res.Body.Close()
 	if ch, ok := BearerChallengeFrom(res.Header); ok && (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden) {
 		h.st.mu.Lock()

@@ -1,0 +1,363 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
+)
+
+// heldRefresh arms a fixture's authorization server to hold the next token
+// response until release is closed; entered is closed when it arrives.
+type heldRefresh struct {
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newHeldRefresh() *heldRefresh {
+	return &heldRefresh{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (hr *heldRefresh) edit(map[string]any) {
+	if hr.armed.CompareAndSwap(true, false) {
+		close(hr.entered)
+		<-hr.release
+	}
+}
+
+// startHeldRefresh logs f in, then makes Token start a background refresh
+// that the authorization server holds, and returns its flight.
+func startHeldRefresh(t *testing.T, f *engineFixture, hr *heldRefresh) *flight {
+	t.Helper()
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	hr.armed.Store(true)
+	f.advance(time.Hour - 30*time.Second) // inside the refresh margin, not expired
+	if _, err := f.h.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.h.st.mu.Lock()
+	fl := f.h.st.refresh
+	f.h.st.mu.Unlock()
+	if fl == nil {
+		t.Fatal("Token started no refresh inside the margin")
+	}
+	select {
+	case <-hr.entered:
+	case <-ctx.Done():
+		t.Fatal("the refresh never reached the token endpoint")
+	}
+	return fl
+}
+
+func TestEngineRefreshOvertakenByLoginIsDiscarded(t *testing.T) {
+	hr := newHeldRefresh()
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{
+		IssueRefreshTokens: true, RotateRefreshTokens: true, EditTokenResponse: hr.edit}})
+	ctx := f.ctx()
+	fl := startHeldRefresh(t, f, hr)
+
+	// A step-up login completes while the refresh of the old token waits.
+	forbidden := &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
+		"Www-Authenticate": {`Bearer error="insufficient_scope", scope="mcp:extra"`}}}
+	if retry, err := f.h.Challenge(ctx, forbidden, f.h.Current().AccessToken); !retry || err != nil {
+		t.Fatalf("step-up = %v, %v", retry, err)
+	}
+	login := f.h.Current()
+	if !strings.Contains(login.Scope, "mcp:extra") {
+		t.Fatalf("step-up token scope %q lacks mcp:extra", login.Scope)
+	}
+	close(hr.release)
+	<-fl.done
+
+	if cur := f.h.Current(); cur != login {
+		t.Errorf("current token = %+v, want the step-up login's %+v", cur, login)
+	}
+	if st := f.stored(); st == nil || st.AccessToken != login.AccessToken || st.RefreshToken != login.RefreshToken {
+		t.Errorf("stored token = %+v, want the step-up login's", st)
+	}
+	if fl.err != nil || fl.tok != login {
+		t.Errorf("refresh flight = %+v, %v; want the login's token for its waiters", fl.tok, fl.err)
+	}
+}
+
+func TestEngineLogoutDuringRefreshStaysLoggedOut(t *testing.T) {
+	hr := newHeldRefresh()
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{
+		IssueRefreshTokens: true, EditTokenResponse: hr.edit}})
+	fl := startHeldRefresh(t, f, hr)
+	if err := f.h.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	close(hr.release)
+	<-fl.done
+
+	if fl.err == nil {
+		t.Errorf("refresh after logout succeeded with %+v", fl.tok)
+	}
+	if f.h.Current() != nil || f.stored() != nil {
+		t.Errorf("a logged-out token came back: current %+v, stored %+v", f.h.Current(), f.stored())
+	}
+	if ids, _ := (&Credentials{Store: f.store}).Identities(); len(ids) != 0 {
+		t.Errorf("index after logout = %q", ids)
+	}
+}
+
+// deadRefreshServer answers every token request with invalid_grant and
+// everything else with 404, so discovery falls back to the default
+// endpoints at its origin. It counts token requests.
+func deadRefreshServer(t *testing.T) (port int, tokenRequests *atomic.Int32) {
+	t.Helper()
+	tokenRequests = new(atomic.Int32)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		tokenRequests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":"invalid_grant"}`)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return ln.Addr().(*net.TCPAddr).Port, tokenRequests
+}
+
+// TestEngineInvalidGrantDropsLegacyRecord stores a login under fast-agent's
+// legacy key (host as written, LOCALHOST) and has its refresh token
+// rejected: the next login must not read the dead record back as another
+// process's token, whether or not deleting it works.
+func TestEngineInvalidGrantDropsLegacyRecord(t *testing.T) {
+	for _, deleteFails := range []bool{false, true} {
+		t.Run("deleteFails="+strconv.FormatBool(deleteFails), func(t *testing.T) {
+			port, tokenRequests := deadRefreshServer(t)
+			upstream := "http://LOCALHOST:" + strconv.Itoa(port) + "/mcp"
+			legacy := LegacyIdentity(upstream)
+			if legacy == Identity(upstream) {
+				t.Fatalf("no legacy key for %s", upstream)
+			}
+			st := newCredStore()
+			st.m[TokensKey(legacy)] = []byte(`{"access_token":"dead-access","token_type":"Bearer","expires_in":3600,"scope":null,"refresh_token":"dead-refresh"}`)
+			redirectPort := freePort(t)
+			st.m[ClientInfoKey(legacy)] = []byte(`{"client_id":"cid","redirect_uris":["http://localhost:` +
+				strconv.Itoa(redirectPort) + `/callback"]}`)
+			if deleteFails {
+				st.failDelete = TokensKey(legacy)
+			}
+
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var links atomic.Int32
+			e := &Engine{Logger: newTestLogger(testWriter{t}), Prompt: func(string, string) {
+				links.Add(1)
+				cancel() // the link is what this test waits for
+			}}
+			defer e.Close()
+			h := e.Handler(Server{Name: "up", URL: upstream, Store: st, RedirectPort: redirectPort})
+			if tok, _ := h.Token(ctx); tok != "dead-access" {
+				t.Fatalf("Token = %q, want the legacy record's", tok)
+			}
+			unauthorized := &http.Response{StatusCode: http.StatusUnauthorized,
+				Header: http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}}
+			retry, err := h.Challenge(ctx, unauthorized, "dead-access")
+			var le *LoginError
+			if retry || !errors.As(err, &le) || !errors.Is(err, ErrLoginPending) {
+				t.Errorf("Challenge = %v, %v; want a pending login", retry, err)
+			}
+			if n := links.Load(); n != 1 {
+				t.Errorf("%d login links, want 1", n)
+			}
+			if n := tokenRequests.Load(); n != 1 {
+				t.Errorf("%d token requests, want 1 refresh", n)
+			}
+			if cur := h.Current(); cur != nil {
+				t.Errorf("current token = %+v, want none", cur)
+			}
+			_, stillThere := st.m[TokensKey(legacy)]
+			if stillThere != deleteFails {
+				t.Errorf("legacy token record present = %v, want %v", stillThere, deleteFails)
+			}
+		})
+	}
+}
+
+func TestEngineStepUpForGrantedScopesDoesNotLogIn(t *testing.T) {
+	st := newCredStore()
+	const upstream = "http://127.0.0.1:1/mcp"
+	c := &Credentials{Store: st}
+	if err := c.SaveToken(Identity(upstream), &Token{AccessToken: "at", Scope: "read write"}); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Logger: newTestLogger(testWriter{t}), Prompt: func(string, string) { t.Error("a login started") }}
+	defer e.Close()
+	// The server grants neither offline_access nor anything it does not
+	// want to; asking for "read" again must not cost a login per request.
+	h := e.Handler(Server{Name: "up", URL: upstream, Store: st, Scope: "read write offline_access"})
+	for _, tt := range []struct {
+		challenge string
+		want      bool
+	}{
+		{`Bearer error="insufficient_scope", scope="read"`, false},
+		{`Bearer error="insufficient_scope", scope="read write"`, false},
+	} {
+		res := &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{"Www-Authenticate": {tt.challenge}}}
+		retry, err := h.Challenge(t.Context(), res, "at")
+		if retry != tt.want || err != nil {
+			t.Errorf("Challenge(%s) = %v, %v; want %v, nil", tt.challenge, retry, err, tt.want)
+		}
+	}
+}
+
+func TestEngineRefreshWithoutClientBacksOff(t *testing.T) {
+	port, tokenRequests := deadRefreshServer(t)
+	upstream := "http://127.0.0.1:" + strconv.Itoa(port) + "/mcp"
+	st := newCredStore()
+	c := &Credentials{Store: st}
+	// A refresh token but no client registration and no client_id.
+	if err := c.SaveToken(Identity(upstream), &Token{AccessToken: "at", RefreshToken: "rt",
+		ExpiresAt: time.Now().Add(30 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	logs := new(oauthtest.Buffer)
+	e := &Engine{Logger: newTestLogger(logs)}
+	defer e.Close()
+	h := e.Handler(Server{Name: "up", URL: upstream, Store: st})
+	ctx := t.Context()
+	if tok, _ := h.Token(ctx); tok != "at" {
+		t.Fatalf("Token = %q", tok)
+	}
+	h.st.mu.Lock()
+	fl := h.st.refresh
+	h.st.mu.Unlock()
+	if fl == nil {
+		t.Fatal("no refresh started inside the margin")
+	}
+	<-fl.done
+	if fl.err == nil {
+		t.Fatal("refresh without a client succeeded")
+	}
+	gets := st.getCalls()
+	for range 20 {
+		if tok, _ := h.Token(ctx); tok != "at" {
+			t.Fatalf("Token = %q, want the current token kept", tok)
+		}
+	}
+	if n := st.getCalls() - gets; n != 0 {
+		t.Errorf("%d store reads by 20 Token calls after a failed refresh, want 0 (backing off)", n)
+	}
+	if n := tokenRequests.Load(); n != 0 {
+		t.Errorf("%d token requests without a client", n)
+	}
+	if !strings.Contains(logs.String(), "token refresh failed") {
+		t.Errorf("the failure was not logged:\n%s", logs.String())
+	}
+}
+
+// TestEnginePastedBareCodeWithIss: with a server that sends iss (RFC 9207)
+// a pasted bare code cannot be checked, so it is refused with a request
+// for the whole address and the login goes on waiting for it.
+func TestEnginePastedBareCodeWithIss(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true, as: oauthtest.AuthServerOptions{IssParameter: true}})
+	ctx := f.ctx()
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.call(ctx, f.h, "initialize")
+		done <- err
+	}()
+	link, err := f.stderr.NextLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := oauthtest.Redirect(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.engine.callbacks.Deliver(loc.Query().Get("code")); err == nil || !strings.Contains(err.Error(), "whole address") {
+		t.Errorf("Deliver(bare code) = %v, want a request for the whole address", err)
+	}
+	if err := f.engine.callbacks.Deliver(loc.String()); err != nil {
+		t.Fatalf("Deliver(whole address) = %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if f.h.Current() == nil {
+		t.Error("no token after the pasted address")
+	}
+}
+
+// TestEngineLoginProbeOfAnOpenStream: an SSE upstream that opens its stream
+// without asking for authorization must not hold the probe of `auth login`
+// until the stream ends.
+func TestEngineLoginProbeOfAnOpenStream(t *testing.T) {
+	closed := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: endpoint\ndata: /messages?sessionId=1\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // open until the client goes
+		close(closed)
+	}))
+	defer srv.Close()
+	logs := new(oauthtest.Buffer)
+	e := &Engine{Logger: newTestLogger(logs)}
+	defer e.Close()
+	h := e.Handler(Server{Name: "up", URL: srv.URL + "/sse", Transport: "sse", Store: newCredStore()})
+	probed := make(chan struct{})
+	go func() {
+		h.probe(t.Context())
+		close(probed)
+	}()
+	// Well under the probe's own 30 s limit, well over what it needs.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	select {
+	case <-probed:
+	case <-ctx.Done():
+		t.Fatal("the probe is still reading the event stream")
+	}
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("the probe left the stream open")
+	}
+	if !strings.Contains(logs.String(), "did not ask for authorization") {
+		t.Errorf("probe log = %q", logs.String())
+	}
+}
+
+// TestEngineLoginProbeErrorHidesQuery: the upstream URL's query may carry
+// an API key; the probe's failure is logged without it.
+func TestEngineLoginProbeErrorHidesQuery(t *testing.T) {
+	logs := new(oauthtest.Buffer)
+	e := &Engine{Logger: newTestLogger(logs)}
+	defer e.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := "http://" + ln.Addr().String() + "/mcp?api_key=SECRET"
+	ln.Close() // nothing listens: the probe fails to connect
+	h := e.Handler(Server{Name: "up", URL: upstream, Store: newCredStore()})
+	h.probe(t.Context())
+	out := logs.String()
+	if !strings.Contains(out, "cannot reach the upstream") || !strings.Contains(out, "/mcp") || strings.Contains(out, "SECRET") {
+		t.Errorf("probe log = %q, want the failure with the URL and without its query", out)
+	}
+}
