@@ -60,10 +60,11 @@ type Pending struct {
 	path    string
 	started time.Time
 
-	done   chan struct{} // closed when res or err is set
-	res    *CallbackResult
-	err    error
-	closed bool // guarded by c.mu, like res and err until done is closed
+	done    chan struct{} // closed when res or err is set
+	res     *CallbackResult
+	err     error
+	closed  bool // guarded by c.mu, like res and err until done is closed
+	needIss bool // guarded by c.mu; see RequireIss
 }
 
 // PendingInfo describes a pending login for a status display. It carries
@@ -164,6 +165,16 @@ func (c *Callbacks) Expect(port int, path, state string) (p *Pending, listenErr 
 
 // State returns the state parameter identifying the login.
 func (p *Pending) State() string { return p.state }
+
+// RequireIss tells the login that its authorization server sends iss
+// (RFC 9207). A pasted response without iss, such as a bare code, is then
+// refused with a request for the whole address, and the login keeps
+// waiting: the caller would have to reject it anyway.
+func (p *Pending) RequireIss() {
+	p.c.mu.Lock()
+	p.needIss = true
+	p.c.mu.Unlock()
+}
 
 // Wait blocks until the authorization response arrives or ctx is done. It
 // returns a *CallbackError when the authorization server answered with an

@@ -112,12 +112,18 @@ func (c *Callbacks) deliverQuery(q url.Values) error {
 		p.finishLocked(nil, &CallbackError{Code: e, Description: q.Get("error_description"), URI: q.Get("error_uri")})
 	case code == "":
 		return errors.New("oauth: the pasted response has no code")
+	case p.needIss && q.Get("iss") == "":
+		return errNeedIss
 	default:
 		p.finishLocked(&CallbackResult{Code: code, State: state, Iss: q.Get("iss")}, nil)
 	}
 	c.logger().Debug("oauth: authorization response pasted", "state", stateFingerprint(state))
 	return nil
 }
+
+// errNeedIss refuses a pasted response without the iss parameter its
+// authorization server sends.
+var errNeedIss = errors.New("oauth: this authorization server names itself in its response (RFC 9207): paste the whole address the browser ends on, not only the code")
 
 func (c *Callbacks) deliverCode(code, iss string) error {
 	c.mu.Lock()
@@ -133,6 +139,9 @@ func (c *Callbacks) deliverCode(code, iss string) error {
 		return errors.New("oauth: no login is waiting for an authorization code")
 	case 1:
 		p := waiting[0]
+		if p.needIss && iss == "" {
+			return errNeedIss
+		}
 		p.finishLocked(&CallbackResult{Code: code, State: p.state, Iss: iss}, nil)
 		c.logger().Debug("oauth: authorization code pasted", "state", stateFingerprint(p.state))
 		return nil

@@ -135,6 +135,25 @@ func TestDeliverRejects(t *testing.T) {
 	}
 }
 
+func TestDeliverRequiresIss(t *testing.T) {
+	c := cbOffline(t)
+	p := cbExpectOffline(t, c, cbStateA)
+	p.RequireIss()
+	for _, in := range []string{"bare-code", "?code=c1", "?code=c1&state=" + cbStateA} {
+		if err := c.Deliver(in); err == nil || !strings.Contains(err.Error(), "paste the whole address") {
+			t.Errorf("Deliver(%q) = %v, want a request for the whole address", in, err)
+		}
+	}
+	// The login still waits, and the whole address completes it.
+	if err := c.Deliver("http://localhost:3030/callback?code=c2&state=" + cbStateA + "&iss=https%3A%2F%2Fas.example"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cbWait(t, p)
+	if err != nil || got.Code != "c2" || got.Iss != "https://as.example" {
+		t.Errorf("Wait = %+v, %v; want code c2 from https://as.example", got, err)
+	}
+}
+
 func TestDeliverCompletedLogin(t *testing.T) {
 	c := cbOffline(t)
 	pA := cbExpectOffline(t, c, cbStateA)

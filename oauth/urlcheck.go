@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -18,7 +19,16 @@ import (
 func CheckURL(raw string, allowInsecure bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("oauth: invalid URL %q: %w", raw, err)
+		// url.Error repeats the whole URL; name it without its query.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("oauth: invalid URL %q: %w", cutQuery(raw), err)
+	}
+	// The query or user info may hold a secret.
+	if raw = cutQuery(raw); u.User != nil {
+		raw = displayURL(u)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "https" && scheme != "http" {
@@ -34,6 +44,14 @@ func CheckURL(raw string, allowInsecure bool) error {
 		return fmt.Errorf("oauth: refusing plain-http URL %q: use https, or pass --allow-insecure-http to allow http to hosts other than localhost", raw)
 	}
 	return nil
+}
+
+// cutQuery returns raw up to its query or fragment.
+func cutQuery(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		return raw[:i]
+	}
+	return raw
 }
 
 // isLoopbackHost reports whether host (without port or brackets) names

@@ -51,3 +51,19 @@ func TestCheckURL(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckURLHidesQueryAndUserInfo(t *testing.T) {
+	for _, raw := range []string{
+		"http://mcp.example.com/mcp?api_key=SECRET",
+		"ftp://mcp.example.com/mcp?api_key=SECRET#x",
+		"https://user:SECRET@/mcp",
+		"https://mcp.example.com/%zz?api_key=SECRET",
+		"mcp.example.com/mcp?api_key=SECRET",
+	} {
+		err := CheckURL(raw, false)
+		if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "/mcp") &&
+			!strings.Contains(err.Error(), "%zz") {
+			t.Errorf("CheckURL(%q) = %v, want an error naming the URL without its secret", raw, err)
+		}
+	}
+}
