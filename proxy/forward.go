@@ -337,11 +337,14 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 	if in.URL.RawQuery == "" && !in.URL.ForceQuery && in.URL.EscapedPath() == h.upPath {
 		out.URL.RawQuery, out.URL.ForceQuery = h.up.RawQuery, h.up.ForceQuery
 	}
-	for k := range out.Header {
-		// Header keys are canonical for HTTP/1 and HTTP/2 requests, but
-		// compare without case anyway: these must never leak upstream.
-		if strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "X-HF-Authorization") {
-			delete(out.Header, k)
+	// Header keys are canonical for HTTP/1 and HTTP/2 requests, but
+	// compare without case anyway: these must never leak upstream, not
+	// even as trailers of a chunked body.
+	for _, h := range []http.Header{out.Header, out.Trailer} {
+		for k := range h {
+			if strings.EqualFold(k, "Authorization") || strings.EqualFold(k, "X-HF-Authorization") {
+				delete(h, k)
+			}
 		}
 	}
 	out.Header.Del("Origin")

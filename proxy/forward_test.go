@@ -85,6 +85,36 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
+// A client's credentials in the trailers of a chunked body stay behind
+// too.
+func TestAuthorizationTrailersDropped(t *testing.T) {
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // trailers arrive after the body
+		got <- r.Trailer
+		io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}))
+	t.Cleanup(up.Close)
+	local, _ := serve(t, proxy.Server{Upstream: up.URL + "/mcp"}, proxy.Options{})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, local.URL+"/mcp",
+		io.NopCloser(strings.NewReader(rpcBody(1, "ping")))) // no length: chunked
+	req.Trailer = http.Header{
+		"Authorization":      {"Bearer client-own"},
+		"X-Hf-Authorization": {"Bearer client-own-hf"},
+		"X-Checksum":         {"c1"},
+	}
+	if status, _, body := do(t, req); status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	trailer := <-got
+	if v := trailer.Get("Authorization") + trailer.Get("X-Hf-Authorization"); v != "" {
+		t.Errorf("upstream got the client's credentials as trailers: %q", trailer)
+	}
+	if trailer.Get("X-Checksum") != "c1" {
+		t.Errorf("upstream trailers = %q, want X-Checksum kept", trailer)
+	}
+}
+
 func TestHeadersWithoutOAuth(t *testing.T) {
 	up, rec := upstream(t, echoHandler(), nil)
 	local, _ := serve(t, proxy.Server{
