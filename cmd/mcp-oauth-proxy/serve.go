@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -118,7 +119,9 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 	defer engine.Close()
 	var ps []proxy.Server
 	var handlers []*oauth.Handler
+	secretHeaders := make(map[string][]string)
 	for _, s := range servers {
+		secretHeaders[s.Name] = slices.Collect(maps.Keys(s.Headers))
 		p := proxy.Server{
 			Name:      s.Name,
 			Upstream:  s.URL,
@@ -145,7 +148,7 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		AllowedHosts: f.allowHosts,
 		Logger:       a.logger,
 
-		WrapTransport: tr.wrapUpstream(),
+		WrapTransport: tr.wrapUpstream(secretHeaders),
 	})
 	if err != nil {
 		if errors.Is(err, proxy.ErrNotLoopback) {

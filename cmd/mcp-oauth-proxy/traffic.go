@@ -74,13 +74,16 @@ func (t *traffic) close() {
 }
 
 // wrapUpstream returns the proxy's proxy.Options.WrapTransport: nil when
-// nothing is recorded.
-func (t *traffic) wrapUpstream() func(string, http.RoundTripper) http.RoundTripper {
+// nothing is recorded. headers names each server's configured headers,
+// whose values the HAR file fingerprints.
+func (t *traffic) wrapUpstream(headers map[string][]string) func(string, http.RoundTripper) http.RoundTripper {
 	if t == nil {
 		return nil
 	}
 	return func(server string, rt http.RoundTripper) http.RoundTripper {
-		return t.transport(rt, server, wire.KindMCP)
+		wt := t.transport(rt, server, wire.KindMCP)
+		wt.SecretHeaders = headers[server]
+		return wt
 	}
 }
 

@@ -79,9 +79,20 @@ func TestServeTrafficLogHidesSecrets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
+	// A configured header holds an API key under a name that does not say so.
+	const apiKey = "hf_configured_key_0123456789"
+	cfg := writeConfig(t, `
+mcp:
+  servers:
+    up:
+      url: `+rs.Endpoint+`
+      headers: {X-Key: `+apiKey+`}
+      auth: {redirect_port: `+strconv.Itoa(freePort(t))+`}
+proxy:
+  listen: {up: "`+listen+`"}
+`)
 	go func() {
-		done <- a.run(ctx, []string{"serve", "--url", rs.Endpoint, "--listen", listen,
-			"--redirect-port", strconv.Itoa(freePort(t)), "-v", "--log-format", "json",
+		done <- a.run(ctx, []string{"serve", "--config", cfg, "-v", "--log-format", "json",
 			"--log-traffic", "--log-bodies", "--har", harPath})
 	}()
 	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -130,7 +141,10 @@ func TestServeTrafficLogHidesSecrets(t *testing.T) {
 	har := string(harBytes)
 
 	// Every secret of the flow, from both sides.
-	secrets := map[string]string{}
+	secrets := map[string]string{apiKey: "configured header"}
+	if !strings.Contains(har, redact.Fingerprint(apiKey)) {
+		t.Error("the HAR file lacks the fingerprint of the configured header")
+	}
 	for _, tok := range issued.all() {
 		secrets[tok] = "issued token"
 	}

@@ -370,14 +370,15 @@ type (
 	}
 )
 
-// newHARRequest starts an entry with what the request tells, redacted.
-func newHARRequest(req *http.Request) *harEntry {
+// newHARRequest starts an entry with what the request tells, redacted;
+// the values of the secret headers are fingerprinted.
+func newHARRequest(req *http.Request, secret []string) *harEntry {
 	e := &harEntry{Request: harRequest{
 		Method:      req.Method,
 		URL:         redact.RequestURL(req.URL),
 		HTTPVersion: "HTTP/1.1",
 		Cookies:     harCookies(req.Cookies()),
-		Headers:     harHeaders(req.Header),
+		Headers:     harHeaders(req.Header, secret),
 		QueryString: harQuery(req.URL.RawQuery),
 		HeadersSize: -1,
 	}}
@@ -419,7 +420,7 @@ func (e *harEntry) setResponse(res *http.Response) {
 		StatusText:  http.StatusText(res.StatusCode),
 		HTTPVersion: proto,
 		Cookies:     harCookies(res.Cookies()),
-		Headers:     harHeaders(res.Header),
+		Headers:     harHeaders(res.Header, nil),
 		RedirectURL: redact.HeaderValue("Location", res.Header.Get("Location")),
 		HeadersSize: -1,
 	}
@@ -459,11 +460,17 @@ func orUnknown(mimeType string) string {
 	return mimeType
 }
 
-func harHeaders(h http.Header) []harNV {
+func harHeaders(h http.Header, secret []string) []harNV {
 	out := make([]harNV, 0, len(h))
 	for _, name := range slices.Sorted(maps.Keys(h)) {
+		always := slices.ContainsFunc(secret, func(s string) bool { return strings.EqualFold(s, name) })
 		for _, v := range h[name] {
-			out = append(out, harNV{name, redact.HeaderValue(name, v)})
+			if always {
+				v = redact.Fingerprint(v)
+			} else {
+				v = redact.HeaderValue(name, v)
+			}
+			out = append(out, harNV{name, v})
 		}
 	}
 	return out

@@ -303,7 +303,7 @@ func testEntry(name string, pad int) *harEntry {
 	x.headers = x.start.Add(time.Millisecond)
 	x.Kind, x.Server = KindMCP, name
 	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/mcp?x="+name, nil)
-	e := newHARRequest(req)
+	e := newHARRequest(req, nil)
 	e.setResponse(&http.Response{StatusCode: 200, Proto: "HTTP/1.1", Header: http.Header{"Content-Type": {"text/plain"}}})
 	x.RespBytes = int64(pad)
 	x.respType = "text/plain"

@@ -77,6 +77,11 @@ type Transport struct {
 	// HAR, when set, receives every exchange.
 	HAR *HARWriter
 
+	// SecretHeaders names request headers (any case) whose values the HAR
+	// file fingerprints whatever their names say: the headers a server is
+	// configured with hold API keys under names like X-Key.
+	SecretHeaders []string
+
 	// MaxBody is how much of each body is kept for the log and the HAR
 	// file; the rest is counted, not kept. Zero means DefaultMaxBody.
 	MaxBody int
@@ -168,7 +173,7 @@ func (t *Transport) begin(req *http.Request) (*exchange, *http.Request) {
 		x.Kind = oauthKind(req, x.reqType, x.reqBody)
 	}
 	if t.HAR != nil {
-		x.har = newHARRequest(req)
+		x.har = newHARRequest(req, t.SecretHeaders)
 	}
 	return x, out
 }
