@@ -187,27 +187,35 @@ func (c *Credentials) readIndex() ([]string, error) {
 }
 
 // updateIndex applies edit to the index under the per-store lock; edit
-// returns nil when nothing changes. An unreadable index is replaced, since
-// it only lists what the token records themselves hold.
+// returns nil when nothing changes. An index that is not JSON is replaced
+// only by an edit that adds to it (it lists nothing that can be read any
+// more); one the store fails to return is never written over.
 func (c *Credentials) updateIndex(edit func([]string) []string) error {
 	mu := c.indexLock()
 	mu.Lock()
 	defer mu.Unlock()
-	ids, err := c.readIndex()
-	if err != nil {
-		c.logger().Warn("replacing an unreadable identity index", "err", err)
-		ids = []string{}
+	b, err := c.Store.Get(IndexKey)
+	var ids []string
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("oauth: read %s: %w", IndexKey, err)
+	default:
+		if jerr := json.Unmarshal(b, &ids); jerr != nil {
+			err = fmt.Errorf("oauth: read %s: %w", IndexKey, jerr)
+			ids = nil
+		}
 	}
 	next := edit(ids)
-	if next == nil && err == nil {
+	if next == nil {
 		return nil
 	}
-	if next == nil {
-		next = ids
+	if err != nil {
+		c.logger().Warn("replacing an unreadable identity index", "err", err)
 	}
 	slices.Sort(next)
 	next = slices.Compact(next)
-	b, _ := json.Marshal(next)
+	b, _ = json.Marshal(next)
 	if err := c.Store.Set(IndexKey, b); err != nil {
 		return fmt.Errorf("oauth: write %s: %w", IndexKey, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ type credStore struct {
 	m          map[string][]byte
 	failSet    string // Set of this key fails
 	failDelete string // Delete of this key fails
+	failGet    string // Get of this key fails
 	gets       int    // Get calls
 }
 
@@ -29,6 +31,9 @@ func (s *credStore) Get(key string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gets++
+	if key == s.failGet {
+		return nil, errors.New("keychain says no")
+	}
 	v, ok := s.m[key]
 	if !ok {
 		return nil, store.ErrNotFound
@@ -187,6 +192,32 @@ func TestCredentialsIndexIsNotFatal(t *testing.T) {
 	}
 	if got := st.raw(IndexKey); got != `["https://b.example"]` {
 		t.Errorf("index = %s", got)
+	}
+}
+
+// An index that cannot be read is left as it is by a change that adds
+// nothing to it, and never written over when the store fails to return it.
+func TestCredentialsUnreadableIndexKept(t *testing.T) {
+	st := newCredStore()
+	c := &Credentials{Store: st, Logger: newTestLogger(io.Discard)}
+	st.m[IndexKey] = []byte(`{broken`)
+	if _, err := c.Forget("https://nothing.example"); err != nil {
+		t.Errorf("Forget of nothing with a broken index: %v", err)
+	}
+	if got := st.raw(IndexKey); got != `{broken` {
+		t.Errorf("Forget of nothing rewrote the broken index as %s", got)
+	}
+
+	st.m[IndexKey] = []byte(`["https://a.example"]`)
+	st.failGet = IndexKey
+	if err := c.SaveToken("https://b.example", &Token{AccessToken: "t"}); err != nil {
+		t.Fatalf("SaveToken failed because of the index: %v", err)
+	}
+	if _, err := c.Forget("https://a.example"); err == nil {
+		t.Error("Forget with an index the store cannot return reported no error")
+	}
+	if got := st.raw(IndexKey); got != `["https://a.example"]` {
+		t.Errorf("index = %s after a failed read, want it untouched", got)
 	}
 }
 
