@@ -13,7 +13,8 @@ import (
 // guard refuses requests that do not come from a local, non-browser client
 // of this listener: a Host that is not one of the listener's names means a
 // DNS-rebinding page (or a misdirected request), an Origin that is not a
-// loopback origin means a web page.
+// loopback origin, or Sec-Fetch-Site: cross-site without one, means a web
+// page.
 type guard struct {
 	hosts []allowedHost
 	// remote names of the listener, accepted on its port with AllowRemote:
@@ -77,10 +78,16 @@ func (g *guard) check(r *http.Request) error {
 	if !g.hostAllowed(r.Host, localIP, port) {
 		return fmt.Errorf("refused request with Host %q: not a name of this listener (allow it with --allow-host)", r.Host)
 	}
-	for _, origin := range r.Header.Values("Origin") {
+	origins := r.Header.Values("Origin")
+	for _, origin := range origins {
 		if !loopbackOrigin(origin) {
 			return fmt.Errorf("refused request with Origin %q: only local clients may use this listener", origin)
 		}
+	}
+	// A browser sends no Origin with a GET a page makes by <img> or a
+	// link, but says where it comes from in Sec-Fetch-Site.
+	if len(origins) == 0 && strings.EqualFold(r.Header.Get("Sec-Fetch-Site"), "cross-site") {
+		return fmt.Errorf("refused a browser request from another site (Sec-Fetch-Site: cross-site): only local clients may use this listener")
 	}
 	return nil
 }

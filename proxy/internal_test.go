@@ -180,6 +180,38 @@ func TestGuardCheck(t *testing.T) {
 	}
 }
 
+// A page's <img> or link GET carries no Origin; Sec-Fetch-Site tells.
+func TestGuardCrossSiteWithoutOrigin(t *testing.T) {
+	g, err := newGuard(Server{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		site, origin string
+		ok           bool
+	}{
+		{"", "", true},                                // not a browser
+		{"none", "", true},                            // typed into the address bar
+		{"same-site", "", true},                       // a page on localhost
+		{"same-origin", "", true},                     // the listener's own page
+		{"cross-site", "", false},                     // any other page
+		{"Cross-Site", "", false},                     // in any case
+		{"cross-site", "http://localhost:6274", true}, // a local web client's fetch
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/mcp", nil)
+		r.Host = "127.0.0.1:7001"
+		if tt.site != "" {
+			r.Header.Set("Sec-Fetch-Site", tt.site)
+		}
+		if tt.origin != "" {
+			r.Header.Set("Origin", tt.origin)
+		}
+		if err := g.check(r); (err == nil) != tt.ok {
+			t.Errorf("Sec-Fetch-Site %q, Origin %q: check = %v, want ok %v", tt.site, tt.origin, err, tt.ok)
+		}
+	}
+}
+
 func TestRequestID(t *testing.T) {
 	tests := []struct{ body, want string }{
 		{`{"jsonrpc":"2.0","id":1,"method":"x"}`, "1"},
