@@ -93,7 +93,8 @@ func DefaultAuth() Auth {
 
 // NewServer builds a server that is not in a config file (for a URL given on
 // the command line), with default auth. An empty transport means HTTP. The
-// URL must be an absolute http or https URL with a host.
+// URL must be an absolute http or https URL with a host and without user
+// info.
 func NewServer(name, rawURL string, transport Transport) (Server, error) {
 	if transport == "" {
 		transport = HTTP
@@ -139,28 +140,33 @@ type problem struct {
 }
 
 // problems checks the typed fields; Load checks the YAML types before.
+// A bad transport does not stop the other checks: every problem is
+// reported at once.
 func (s Server) problems() []problem {
+	var ps []problem
 	switch s.Transport {
 	case HTTP, SSE:
+		if s.URL == "" {
+			ps = append(ps, problem{keyPath{"url"}, fmt.Sprintf("is missing (an %s server needs one)", s.Transport)})
+		}
 	case Stdio:
 		return nil
 	case "":
-		return []problem{{keyPath{"transport"}, "is empty (want http, sse or stdio)"}}
+		ps = append(ps, problem{keyPath{"transport"}, "is empty (want http, sse or stdio)"})
 	default:
-		return []problem{{keyPath{"transport"}, fmt.Sprintf("%q is not a transport (want http, sse or stdio)%s",
-			string(s.Transport), suggest(string(s.Transport), []string{"http", "sse", "stdio"}))}}
+		ps = append(ps, problem{keyPath{"transport"}, fmt.Sprintf("%q is not a transport (want http, sse or stdio)%s",
+			string(s.Transport), suggest(string(s.Transport), []string{"http", "sse", "stdio"}))})
 	}
-	var ps []problem
-	if s.URL == "" {
-		ps = append(ps, problem{keyPath{"url"}, fmt.Sprintf("is missing (an %s server needs one)", s.Transport)})
-	} else if msg := checkServerURL(s.URL); msg != "" {
-		ps = append(ps, problem{keyPath{"url"}, msg})
+	// Without a known transport a missing URL is not an error of its own
+	// (the server may be meant as stdio), but a given one must be valid.
+	if s.URL != "" {
+		if msg := checkServerURL(s.URL); msg != "" {
+			ps = append(ps, problem{keyPath{"url"}, msg})
+		}
 	}
 	for _, name := range sortedKeys(s.Headers) {
-		if !validHeaderName(name) {
-			ps = append(ps, problem{keyPath{"headers", name}, "is not a valid HTTP header name"})
-		} else if strings.ContainsAny(s.Headers[name], "\r\n\x00") {
-			ps = append(ps, problem{keyPath{"headers", name}, "the value contains a line break or NUL"})
+		if msg := checkHeader(name, s.Headers[name]); msg != "" {
+			ps = append(ps, problem{keyPath{"headers", name}, msg})
 		}
 	}
 	return append(ps, s.Auth.problems()...)
@@ -209,6 +215,10 @@ func checkServerURL(raw string) string {
 		return fmt.Sprintf("has scheme %q (want http or https)", u.Scheme)
 	case u.Hostname() == "":
 		return "has no host"
+	case u.User != nil:
+		// The proxy refuses such an upstream. The message must not show
+		// the user info, which holds a password.
+		return `must not contain credentials (user info before "@"); use headers or auth instead`
 	}
 	return ""
 }
@@ -241,6 +251,32 @@ func parseURL(raw string) (*url.URL, string) {
 		return nil, "is not a valid URL: " + err.Error()
 	}
 	return u, ""
+}
+
+// checkHeader returns why a configured header cannot be sent, or "". The
+// rules are the proxy's; the message never shows the value, which is often
+// a secret.
+func checkHeader(name, value string) string {
+	switch {
+	case !validHeaderName(name):
+		return "is not a valid HTTP header name"
+	case strings.ContainsAny(value, "\r\n\x00"):
+		return "the value contains a line break or NUL"
+	case !validHeaderValue(value):
+		return "the value contains a control character (only tab is allowed)"
+	}
+	return ""
+}
+
+// validHeaderValue reports whether v holds no control character but tab
+// (RFC 9110 field-value: no CTL other than HTAB).
+func validHeaderValue(v string) bool {
+	for _, c := range []byte(v) {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.

@@ -62,6 +62,16 @@ func TestNewServer(t *testing.T) {
 		url:     "http:/mcp",
 		wantErr: `config: server "nohost": url: has no host`,
 	}, {
+		name:    "creds",
+		url:     "https://user:pw-SECRET@a.example/mcp",
+		wantErr: `config: server "creds": url: must not contain credentials (user info before "@"); use headers or auth instead`,
+	}, {
+		name:      "ws-creds",
+		url:       "https://user:pw-SECRET@a.example/mcp",
+		transport: "ws",
+		wantErr: `config: server "ws-creds": transport: "ws" is not a transport (want http, sse or stdio)` + "\n" +
+			`config: server "ws-creds": url: must not contain credentials (user info before "@"); use headers or auth instead`,
+	}, {
 		name:    "empty",
 		url:     "",
 		wantErr: `config: server "empty": url: is missing (an http server needs one)`,
@@ -85,7 +95,8 @@ func TestNewServer(t *testing.T) {
 
 func TestNewServerHidesURL(t *testing.T) {
 	t.Parallel()
-	for _, u := range []string{"ftp://u:pw-SECRET@h/?k=q-SECRET", "https://h x/?k=q-SECRET", "https://h/%zzq-SECRET", "q-SECRET"} {
+	for _, u := range []string{"ftp://u:pw-SECRET@h/?k=q-SECRET", "https://h x/?k=q-SECRET", "https://h/%zzq-SECRET", "q-SECRET",
+		"https://u:pw-SECRET@h/mcp", "http://pw-SECRET@127.0.0.1/mcp", "https://:pw-SECRET@h/mcp"} {
 		_, err := NewServer("a", u, "")
 		if err == nil {
 			t.Errorf("NewServer(%q) succeeded", u)
@@ -134,6 +145,29 @@ func TestValidate(t *testing.T) {
 		}},
 		{"empty transport", func(s *Server) { s.Transport = "" }, []string{
 			`config: server "hf": transport: is empty (want http, sse or stdio)`,
+		}},
+		{"unknown transport, and more", func(s *Server) {
+			s.Transport = "http2"
+			s.URL = "https://u:p@h.example/mcp"
+			s.Headers = map[string]string{"X-A": "a\x1fb"}
+			s.Auth.RedirectPort = 0
+		}, []string{
+			`config: server "hf": transport: "http2" is not a transport (want http, sse or stdio) (did you mean "http"?)`,
+			`config: server "hf": url: must not contain credentials (user info before "@"); use headers or auth instead`,
+			`config: server "hf": headers.X-A: the value contains a control character (only tab is allowed)`,
+			`config: server "hf": auth.redirect_port: 0 is out of range (1-65535)`,
+		}},
+		{"unknown transport without url", func(s *Server) { s.Transport, s.URL = "stdoi", "" }, []string{
+			`config: server "hf": transport: "stdoi" is not a transport (want http, sse or stdio) (did you mean "stdio"?)`,
+		}},
+		{"header values", func(s *Server) {
+			s.Headers = map[string]string{"X-Tab": "a\tb", "X-Utf8": "caf\u00e9", "X-Del": "\x7f", "X-Bel": "\a"}
+		}, []string{
+			`config: server "hf": headers.X-Bel: the value contains a control character (only tab is allowed)`,
+			`config: server "hf": headers.X-Del: the value contains a control character (only tab is allowed)`,
+		}},
+		{"user info", func(s *Server) { s.URL = "https://@h.example/mcp" }, []string{
+			`config: server "hf": url: must not contain credentials (user info before "@"); use headers or auth instead`,
 		}},
 	} {
 		s := s

@@ -34,8 +34,12 @@ func Load(path string) (*Config, error) { return Loader{}.Load(path) }
 //
 // A missing config file gives an error matching fs.ErrNotExist. Invalid
 // settings give one error per problem (errors.Join), each naming the file
-// and key. Problems that do not stop the proxy (unknown keys, unset
-// variables, …) are returned in Config.Warnings.
+// and key, and an error at a key whose value used unset variables names
+// them. Problems that do not stop the proxy (unknown keys, unset
+// variables, …) are returned in Config.Warnings; when settings are invalid,
+// they follow the errors in the error's text instead, one per line starting
+// "config: warning: ", since a misspelt key or an unset variable often
+// explains an error.
 func (l Loader) Load(path string) (*Config, error) {
 	env := l.LookupEnv
 	if env == nil {
@@ -64,12 +68,16 @@ func (l Loader) Load(path string) (*Config, error) {
 			return nil, fileError(secretsPath, p, err)
 		}
 	}
-	b.unsetWarnings(b.cfgFile, cfgParser.unset)
-	b.unsetWarnings(b.secFile, secretsUnset)
+	b.addUnset(b.cfgFile, cfgParser.unset)
+	b.addUnset(b.secFile, secretsUnset)
 
 	c := b.build(k.Raw())
 	if err := errors.Join(b.errs...); err != nil {
-		return nil, err
+		if len(c.Warnings) == 0 {
+			return nil, err
+		}
+		const prefix = "config: warning: "
+		return nil, fmt.Errorf("%w\n%s%s", err, prefix, strings.Join(c.Warnings, "\n"+prefix))
 	}
 	return c, nil
 }
@@ -88,6 +96,16 @@ type builder struct {
 	cfgTree, secTree map[string]any // each file's own tree; secTree is nil without secrets
 	errs             []error
 	warns            []string
+	unset            []unsetRef      // in the values the proxy reads, config file first
+	explained        map[string]bool // keyPath.String() of the values whose unset variables an error named
+}
+
+// unsetRef is a ${NAME} without default, unset, in the value at path of
+// file, the value the merge kept.
+type unsetRef struct {
+	file string
+	path keyPath
+	name string
 }
 
 // fileOf returns the file that defined the value at path: the secrets file
@@ -112,18 +130,29 @@ func isMap(v any) bool {
 	return ok
 }
 
+// errorf records an error at path. When the value at path used unset
+// variables, the message names them, and they are not warned about again.
 func (b *builder) errorf(path keyPath, format string, args ...any) {
-	b.errs = append(b.errs, fmt.Errorf("config: %s: %s: %s", b.fileOf(path), path, fmt.Sprintf(format, args...)))
+	msg := fmt.Sprintf(format, args...)
+	if unset := b.unsetIn(path); unset != "" {
+		msg += "; " + unset
+		if b.explained == nil {
+			b.explained = make(map[string]bool)
+		}
+		b.explained[path.String()] = true
+	}
+	b.errs = append(b.errs, fmt.Errorf("config: %s: %s: %s", b.fileOf(path), path, msg))
 }
 
 func (b *builder) warnf(path keyPath, format string, args ...any) {
 	b.warns = append(b.warns, fmt.Sprintf("%s: %s: %s", b.fileOf(path), path, fmt.Sprintf(format, args...)))
 }
 
-// unsetWarnings reports the unset variables of one file, limited to the keys
-// the proxy reads: a fast-agent config has ${…} for model providers and
-// stdio servers that are none of the proxy's business.
-func (b *builder) unsetWarnings(file string, unset []unsetVar) {
+// addUnset records the unset variables of one file, limited to the keys
+// the proxy reads (a fast-agent config has ${…} for model providers and
+// stdio servers that are none of the proxy's business) and to the values
+// the merge kept.
+func (b *builder) addUnset(file string, unset []unsetVar) {
 	for _, u := range unset {
 		if !relevant(u.path) {
 			continue
@@ -133,8 +162,39 @@ func (b *builder) unsetWarnings(file string, unset []unsetVar) {
 				continue
 			}
 		}
-		b.warns = append(b.warns, fmt.Sprintf("%s: %s: ${%s} is not set; using \"\"", file, u.path, u.name))
+		b.unset = append(b.unset, unsetRef{file, u.path, u.name})
 	}
+}
+
+// unsetIn describes the unset variables of the value at path
+// ("${A} is not set", "${A} and ${B} are not set"), or returns "".
+func (b *builder) unsetIn(path keyPath) string {
+	var names []string
+	key := path.String()
+	for _, u := range b.unset {
+		if u.path.String() == key {
+			names = append(names, "${"+u.name+"}")
+		}
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0] + " is not set"
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " are not set"
+}
+
+// warnings returns the unset variables no error named, then the other
+// warnings.
+func (b *builder) warnings() []string {
+	var ws []string
+	for _, u := range b.unset {
+		if !b.explained[u.path.String()] {
+			ws = append(ws, fmt.Sprintf("%s: %s: ${%s} is not set; using \"\"", u.file, u.path, u.name))
+		}
+	}
+	return append(ws, b.warns...)
 }
 
 func relevant(p keyPath) bool {
@@ -160,7 +220,7 @@ func (b *builder) build(tree map[string]any) *Config {
 		}
 	}
 	c.Listen = b.proxy(tree["proxy"], c)
-	c.Warnings = b.warns
+	c.Warnings = b.warnings()
 	return c
 }
 

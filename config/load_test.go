@@ -263,6 +263,39 @@ func TestLoadValidationErrors(t *testing.T) {
 		config: "mcp: {servers: {hf: {transport: [http], url: https://h.example/mcp}}}",
 		want:   []string{"config: {file}: mcp.servers.hf.transport: must be a string, not a list"},
 	}, {
+		name: "transport not a string, and more",
+		config: `mcp: {servers: {hf: {transport: 1, url: /mcp, headers: {X-A: "a\x01"}, ` +
+			`auth: {redirect_port: 0, client_secret: s}}}}`,
+		want: []string{
+			"config: {file}: mcp.servers.hf.transport: must be a string, not a number",
+			"config: {file}: mcp.servers.hf.url: must be an absolute URL (http:// or https://)",
+			"config: {file}: mcp.servers.hf.headers.X-A: the value contains a control character (only tab is allowed)",
+			"config: {file}: mcp.servers.hf.auth.redirect_port: 0 is out of range (1-65535)",
+			"config: {file}: mcp.servers.hf.auth.client_secret: is set but auth.client_id is not",
+		},
+	}, {
+		name:   "unknown transport, and more",
+		config: "mcp: {servers: {hf: {transport: websocket, headers: {'X A': b}, auth: {persist: disk}}}}",
+		want: []string{
+			`config: {file}: mcp.servers.hf.transport: "websocket" is not a transport (want http, sse or stdio)`,
+			`config: {file}: mcp.servers.hf.headers."X A": is not a valid HTTP header name`,
+			`config: {file}: mcp.servers.hf.auth.persist: "disk" is not a persistence mode (want keyring or memory)`,
+		},
+	}, {
+		name:   "transport from an unset variable",
+		config: "mcp: {servers: {hf: {transport: '${NOTRANSPORT}', url: https://h.example/mcp, auth: {redirect_path: cb}}}}",
+		want: []string{
+			"config: {file}: mcp.servers.hf.transport: is empty (want http, sse or stdio); ${NOTRANSPORT} is not set",
+			`config: {file}: mcp.servers.hf.auth.redirect_path: "cb" must start with /`,
+		},
+	}, {
+		name:   "url not a string, and more",
+		config: "mcp: {servers: {hf: {url: [a], auth: {redirect_port: 0}}}}",
+		want: []string{
+			"config: {file}: mcp.servers.hf.url: must be a string, not a list",
+			"config: {file}: mcp.servers.hf.auth.redirect_port: 0 is out of range (1-65535)",
+		},
+	}, {
 		name:   "http without url",
 		config: "mcp: {servers: {hf: {transport: http}}}",
 		want:   []string{"config: {file}: mcp.servers.hf.url: is missing (an http server needs one)"},
@@ -274,6 +307,50 @@ func TestLoadValidationErrors(t *testing.T) {
 		name:   "neither url nor command",
 		config: "mcp: {servers: {hf: {headers: {X-A: b}}}}",
 		want:   []string{"config: {file}: mcp.servers.hf: has neither url nor command (an http or sse server needs a url)"},
+	}, {
+		name:   "neither url nor command, and more",
+		config: "mcp: {servers: {hf: {headers: {'X A': b}, auth: {persist: disk}}}}",
+		want: []string{
+			"config: {file}: mcp.servers.hf: has neither url nor command (an http or sse server needs a url)",
+			`config: {file}: mcp.servers.hf.headers."X A": is not a valid HTTP header name`,
+			`config: {file}: mcp.servers.hf.auth.persist: "disk" is not a persistence mode (want keyring or memory)`,
+		},
+	}, {
+		name:   "url from an unset variable",
+		config: "mcp: {servers: {hf: {url: '${NOURL}'}}}",
+		want:   []string{"config: {file}: mcp.servers.hf.url: is empty; ${NOURL} is not set"},
+	}, {
+		name:   "url and target from unset variables",
+		config: "mcp: {servers: {hf: {url: '${NOURL}', target: ' ${NOTARGET}'}}}",
+		want: []string{
+			"config: {file}: mcp.servers.hf.url: is empty; ${NOURL} is not set",
+			"config: {file}: mcp.servers.hf.target: is empty; ${NOTARGET} is not set",
+		},
+	}, {
+		name:   "http url from an unset variable",
+		config: "mcp: {servers: {hf: {transport: http, url: '${NOURL}'}}}",
+		want:   []string{"config: {file}: mcp.servers.hf.url: is empty (an http server needs one); ${NOURL} is not set"},
+	}, {
+		name:   "blank http url",
+		config: "mcp: {servers: {hf: {transport: sse, url: ' '}}}",
+		want:   []string{"config: {file}: mcp.servers.hf.url: is empty (an sse server needs one)"},
+	}, {
+		name:   "url host from unset variables",
+		config: "mcp: {servers: {hf: {url: 'https://${NOHOST}${NODOMAIN}/mcp'}}}",
+		want:   []string{"config: {file}: mcp.servers.hf.url: has no host; ${NOHOST} and ${NODOMAIN} are not set"},
+	}, {
+		name:   "redirect_port from an unset variable",
+		config: "mcp: {servers: {hf: {url: https://h.example/mcp, auth: {redirect_port: '${NOPORT}'}}}}",
+		want:   []string{`config: {file}: mcp.servers.hf.auth.redirect_port: "" is not a number; ${NOPORT} is not set`},
+	}, {
+		name:   "warnings follow the errors",
+		config: "mcp: {servers: {hf: {URL: https://h.example/mcp, headers: {X-Key: '${NOKEY}'}}, ok: {url: '${NOURL}', command: npx}}}",
+		want: []string{
+			"config: {file}: mcp.servers.hf: has neither url nor command (an http or sse server needs a url)",
+			`config: warning: {file}: mcp.servers.hf.headers.X-Key: ${NOKEY} is not set; using ""`,
+			`config: warning: {file}: mcp.servers.ok.url: ${NOURL} is not set; using ""`,
+			`config: warning: {file}: mcp.servers.hf.URL: unknown key, ignored (did you mean "url"?)`,
+		},
 	}, {
 		name:   "empty server",
 		config: "mcp: {servers: {hf: }}",
@@ -294,6 +371,18 @@ func TestLoadValidationErrors(t *testing.T) {
 		name:   "unparsable url",
 		config: "mcp: {servers: {hf: {url: 'https://h example/mcp'}}}",
 		want:   []string{`config: {file}: mcp.servers.hf.url: is not a valid URL: invalid character " " in host name`},
+	}, {
+		name:   "url with user info",
+		config: "mcp: {servers: {hf: {url: 'https://user:pw-SECRET@h.example/mcp'}}}",
+		want:   []string{`config: {file}: mcp.servers.hf.url: must not contain credentials (user info before "@"); use headers or auth instead`},
+	}, {
+		name:   "url with a user name",
+		config: "mcp: {servers: {hf: {url: 'http://user@127.0.0.1:8080/mcp'}}}",
+		want:   []string{`config: {file}: mcp.servers.hf.url: must not contain credentials (user info before "@"); use headers or auth instead`},
+	}, {
+		name:   "target url with user info",
+		config: "mcp: {servers: {hf: {target: 'https://user:pw-SECRET@h.example/sse'}}}",
+		want:   []string{`config: {file}: mcp.servers.hf.url: must not contain credentials (user info before "@"); use headers or auth instead`},
 	}, {
 		name:   "url not a string",
 		config: "mcp: {servers: {hf: {url: {a: b}}}}",
@@ -395,6 +484,23 @@ func TestLoadValidationErrors(t *testing.T) {
 		config: "mcp: {servers: {hf: {url: https://h.example/mcp, headers: {X-A: \"a\\nb\"}}}}",
 		want:   []string{"config: {file}: mcp.servers.hf.headers.X-A: the value contains a line break or NUL"},
 	}, {
+		name:   "header values with control characters",
+		config: `mcp: {servers: {hf: {url: https://h.example/mcp, headers: {X-Ctl: "abc\x01def", X-Del: "a\x7f", X-Esc: "\e[0m", X-Tab: "a\tb"}}}}`,
+		want: []string{
+			"config: {file}: mcp.servers.hf.headers.X-Ctl: the value contains a control character (only tab is allowed)",
+			"config: {file}: mcp.servers.hf.headers.X-Del: the value contains a control character (only tab is allowed)",
+			"config: {file}: mcp.servers.hf.headers.X-Esc: the value contains a control character (only tab is allowed)",
+		},
+	}, {
+		name:   "header names that are not tokens",
+		config: `mcp: {servers: {hf: {url: https://h.example/mcp, headers: {"X-A:": a, "X-\u00c4": b, "": c, "X(A)": d}}}}`,
+		want: []string{
+			`config: {file}: mcp.servers.hf.headers."": is not a valid HTTP header name`,
+			"config: {file}: mcp.servers.hf.headers.X(A): is not a valid HTTP header name",
+			"config: {file}: mcp.servers.hf.headers.X-A:: is not a valid HTTP header name",
+			"config: {file}: mcp.servers.hf.headers.X-\u00c4: is not a valid HTTP header name",
+		},
+	}, {
 		name:   "server not a mapping",
 		config: "mcp: {servers: {hf: https://h.example/mcp}}",
 		want:   []string{"config: {file}: mcp.servers.hf: must be a mapping, not a string"},
@@ -449,6 +555,8 @@ mcp:
       auth: {redirect_port: 70000, persist: disk}
     b:
       transport: carrier-pigeon
+      headers: {X-B: "\x00"}
+      auth: {client_metadata_url: "http://c.example/c.json"}
 proxy:
   listen:
     a: nowhere
@@ -458,6 +566,8 @@ proxy:
 			`config: {file}: mcp.servers.a.auth.persist: "disk" is not a persistence mode (want keyring or memory)`,
 			"config: {file}: mcp.servers.a.auth.redirect_port: 70000 is out of range (1-65535)",
 			`config: {file}: mcp.servers.b.transport: "carrier-pigeon" is not a transport (want http, sse or stdio)`,
+			"config: {file}: mcp.servers.b.headers.X-B: the value contains a line break or NUL",
+			"config: {file}: mcp.servers.b.auth.client_metadata_url: must be an https URL",
 			`config: {file}: proxy.listen.a: "nowhere" is not host:port like 127.0.0.1:8101`,
 		},
 	}} {
@@ -624,6 +734,7 @@ mcp:
 		"config: {secrets}: mcp.servers.a.auth.redirect_port: 70000 is out of range (1-65535)",
 		`config: {secrets}: mcp.servers.b.auth.persist: "disk" is not a persistence mode (want keyring or memory)`,
 		"config: {secrets}: mcp.servers.c.url: is missing (an http server needs one)",
+		`config: warning: {secrets}: mcp.servers.b.tranport: unknown key, ignored (did you mean "transport"?)`,
 	}, path)
 	if err == nil {
 		t.Fatal("Load succeeded")
@@ -967,7 +1078,8 @@ func TestLoadWarnings(t *testing.T) {
 // No secret value may reach an error or a warning.
 func TestLoadMessagesHideSecrets(t *testing.T) {
 	t.Parallel()
-	secrets := []string{"hdr-SECRET-1", "hdr-SECRET-2", "cs-SECRET-3", "url-SECRET-4", "url-SECRET-5", "tok-SECRET-6", "env-SECRET-7", "hdr-SECRET-8"}
+	secrets := []string{"hdr-SECRET-1", "hdr-SECRET-2", "cs-SECRET-3", "url-SECRET-4", "url-SECRET-5", "tok-SECRET-6", "env-SECRET-7", "hdr-SECRET-8",
+		"url-SECRET-9", "hdr-SECRET-10"}
 	vars := map[string]string{"SECRET7": "env-SECRET-7"}
 	var messages []string
 	for _, tc := range []struct{ config, secrets string }{{
@@ -982,6 +1094,10 @@ mcp:
     b:
       url: "https://b example/?key=url-SECRET-5"
       auth: {client_secret: [cs-SECRET-3]}
+    d:
+      transport: websocket
+      url: "https://user:url-SECRET-9@d.example/mcp"
+      headers: {X-D: "hdr-SECRET-10\x01"}
 `,
 		secrets: `mcp: {servers: {c: {url: "https://c.example/${SECRET7}%zz"}}}`,
 	}, {

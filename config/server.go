@@ -62,7 +62,9 @@ func (b *builder) decode(m map[string]any, out any, path keyPath, keys keySet) {
 }
 
 // server builds mcp.servers.NAME. It reports false when the entry is too
-// broken to describe a server; the errors are recorded either way.
+// broken to describe a server; the errors are recorded either way, and a
+// server without a usable transport still has its other keys checked, so
+// that every problem is reported at once.
 func (b *builder) server(name string, v any) (Server, bool) {
 	path := keyPath{"mcp", "servers", name}
 	m, ok := b.mapping(v, path)
@@ -96,13 +98,14 @@ func (b *builder) server(name string, v any) (Server, bool) {
 		}
 	}
 
+	// transportOK is false when the server has no usable transport and that
+	// has been reported (a transport or url of the wrong type, or neither
+	// url nor command): Server.problems must not report it again.
+	transportOK := true
 	switch {
 	case raw.Transport != nil:
 		t, ok := b.str(raw.Transport, path.child("transport"))
-		if !ok {
-			return s, false
-		}
-		s.Transport = Transport(strings.TrimSpace(t))
+		s.Transport, transportOK = Transport(strings.TrimSpace(t)), ok
 	case targetTransport != "":
 		s.Transport = targetTransport
 	case s.URL != "":
@@ -114,10 +117,20 @@ func (b *builder) server(name string, v any) (Server, bool) {
 	case hasCommand:
 		s.Transport = Stdio
 	case !urlOK:
-		return s, false
+		transportOK = false
 	default:
-		b.errorf(path, "has neither url nor command (an http or sse server needs a url)")
-		return s, false
+		transportOK = false
+		// A value that expanded to "" is not missing: say why it is empty.
+		empty := false
+		for _, k := range []string{"url", "target", "command"} {
+			if b.unsetIn(path.child(k)) != "" {
+				b.errorf(path.child(k), "is empty")
+				empty = true
+			}
+		}
+		if !empty {
+			b.errorf(path, "has neither url nor command (an http or sse server needs a url)")
+		}
 	}
 	if s.Transport == Stdio { // not proxied: its url and auth do not matter
 		return s, true
@@ -130,8 +143,18 @@ func (b *builder) server(name string, v any) (Server, bool) {
 			"to send a static token set headers.Authorization and auth: {oauth: false}")
 	}
 	for _, p := range s.problems() {
-		if !urlOK && p.key.String() == "url" { // already reported as a type error
-			continue
+		switch p.key.String() {
+		case "url":
+			if !urlOK { // already reported as a type error
+				continue
+			}
+			if s.URL == "" && raw.URL != nil { // set, but blank
+				p.msg = fmt.Sprintf("is empty (an %s server needs one)", s.Transport)
+			}
+		case "transport":
+			if !transportOK { // already reported
+				continue
+			}
 		}
 		b.errorf(path.child(p.key...), "%s", p.msg)
 	}
@@ -143,7 +166,7 @@ func (b *builder) server(name string, v any) (Server, bool) {
 			}
 		}
 	}
-	return s, true
+	return s, transportOK
 }
 
 func (b *builder) headers(v any, path keyPath) map[string]string {
