@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,15 +58,27 @@ type statusPage struct {
 
 // listenStatusPage binds the status page's address. It returns nil when
 // the page is off, and also, with a warning, when the default address is
-// taken: only an explicit --admin that cannot bind fails serve.
-func (a *app) listenStatusPage(f *serveFlags) (*statusPage, error) {
+// taken, by another program or by one of servers' listeners or login
+// callbacks: only an explicit --admin that cannot bind fails serve.
+func (a *app) listenStatusPage(f *serveFlags, servers []servedServer) (*statusPage, error) {
 	addr, explicit := f.admin.target(a)
 	if addr == "" {
 		return nil, nil
 	}
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--admin %s: want HOST:PORT or off: %v", addr, err)
+	}
+	// The page is bound before the proxy's listeners, and the callbacks
+	// bind only when a login starts: on a port of theirs, the page would
+	// make them fail.
+	if user := portUser(servers, port); user != "" {
+		if explicit {
+			return nil, fmt.Errorf("--admin %s: port %s is %s", addr, port, user)
+		}
+		a.logger.Warn("status page not started: its port is "+user+" (choose another with --admin ADDR, or --admin off)",
+			"addr", addr)
+		return nil, nil
 	}
 	if !isLoopbackName(host) {
 		if !f.allowRemote {
@@ -83,6 +96,24 @@ func (a *app) listenStatusPage(f *serveFlags) (*statusPage, error) {
 		return nil, nil
 	}
 	return &statusPage{ln: ln, url: "http://" + displayAddr(ln.Addr()) + "/"}, nil
+}
+
+// portUser describes what of servers uses port: a listener or a login
+// callback, on any host. It returns "" when nothing does.
+func portUser(servers []servedServer, port string) string {
+	n, err := strconv.Atoi(port)
+	if err != nil || n == 0 {
+		return ""
+	}
+	for _, s := range servers {
+		if _, p, ok := splitListen(s.listen); ok && p == n {
+			return fmt.Sprintf("the listen address of server %q", s.Name)
+		}
+		if s.Auth.OAuth && s.Auth.RedirectPort == n {
+			return fmt.Sprintf("the OAuth callback port of server %q", s.Name)
+		}
+	}
+	return ""
 }
 
 // isLoopbackName reports whether host is localhost or a loopback IP.

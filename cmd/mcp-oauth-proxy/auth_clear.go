@@ -70,8 +70,14 @@ func (a *app) clearServer(name string) error {
 }
 
 func (a *app) clearIdentities(shown string, ids []string) error {
+	if err := a.keychainReachable(); err != nil {
+		return err
+	}
 	removed, err := a.credentials("keyring").Forget(ids...)
 	a.printRemoved(removed)
+	if err == nil {
+		err = a.keychainStillReachable()
+	}
 	if len(removed) == 0 && err == nil {
 		fmt.Fprintf(a.stdout, "Nothing was stored for %s.\n", redact.URL(shown))
 	}
@@ -79,6 +85,9 @@ func (a *app) clearIdentities(shown string, ids []string) error {
 }
 
 func (a *app) clearAll() error {
+	if err := a.keychainReachable(); err != nil {
+		return err
+	}
 	creds := a.credentials("keyring")
 	ids, err := creds.Identities()
 	if err != nil {
@@ -86,10 +95,35 @@ func (a *app) clearAll() error {
 	}
 	removed, err := creds.Forget(ids...)
 	a.printRemoved(removed)
+	if err == nil {
+		err = a.keychainStillReachable()
+	}
 	if len(removed) == 0 && err == nil {
 		fmt.Fprintln(a.stdout, "Nothing was stored.")
 	}
 	return err
+}
+
+// keychainReachable fails when the keychain is not in use. The store then
+// answers from memory, where nothing of an earlier process is, while
+// tokens may sit in the keychain it cannot reach: "nothing was stored"
+// would be a wrong answer.
+func (a *app) keychainReachable() error {
+	kc, _ := a.stores()
+	if st := kc.Status(); !st.Writable {
+		return fmt.Errorf("keychain unavailable (%s); nothing was cleared", st.Reason)
+	}
+	return nil
+}
+
+// keychainStillReachable fails when the keychain was given up during the
+// clear: the deletions after that went to memory.
+func (a *app) keychainStillReachable() error {
+	kc, _ := a.stores()
+	if st := kc.Status(); !st.Writable {
+		return fmt.Errorf("the keychain failed during the clear (%s); entries not listed as removed may remain", st.Reason)
+	}
+	return nil
 }
 
 func (a *app) printRemoved(keys []string) {

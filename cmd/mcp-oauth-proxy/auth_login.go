@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,6 +54,11 @@ func (a *app) login(cmd *cobra.Command, target string, flags *authFlags, eng eng
 	h := engine.Handler(a.oauthServer(s))
 	tok, err := h.Login(ctx)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// Ctrl-C (main's signal context): the user gave up the login,
+			// so the link is of no use; exit as a shell does on SIGINT.
+			return exitError{code: exitInterrupted, err: errors.New("login cancelled")}
+		}
 		return err
 	}
 	if st := kc.Status(); !st.Writable {

@@ -212,3 +212,69 @@ func brokenKeychain() *fakeKeychain {
 	kc.fail = true
 	return kc
 }
+
+// A password in the URL given to auth login is not shown: the ad hoc
+// server is named without the URL's user info.
+func TestAuthLoginURLWithPassword(t *testing.T) {
+	const password = "SECRETPW-4711"
+	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{})
+	rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+	target := strings.Replace(rs.Endpoint, "://", "://user:"+password+"@", 1)
+	stderr, wait := startCLI(t, newFakeKeychain(), "auth", "login", target, "--redirect-port", strconv.Itoa(freePort(t)))
+	// The config may refuse credentials in a URL; then the error must not
+	// show them either.
+	ctx := testContext(t)
+	text, err := stderr.WaitFor(ctx, func(s string) bool {
+		return len(oauthtest.Links(s)) > 0 || strings.Contains(s, "mcp-oauth-proxy: ")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if links := oauthtest.Links(text); len(links) > 0 {
+		if res, err := as.FollowLink(ctx, links[0]); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("following the link: %v %v", res, err)
+		}
+	}
+	r := wait()
+	if strings.Contains(r.stdout+r.stderr, password) {
+		t.Errorf("auth login printed the URL's password (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if want := "Logged in to " + oauth.Identity(rs.Endpoint) + ".\n"; r.code == 0 && !strings.Contains(r.stdout, want) {
+		t.Errorf("auth login: stdout lacks %q:\n%s", want, r.stdout)
+	}
+}
+
+// Ctrl-C while auth login waits for the browser is a cancellation, with
+// the shell's exit code for SIGINT, not a login failure.
+func TestAuthLoginCancelled(t *testing.T) {
+	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{})
+	rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+	var stdout, stderr oauthtest.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, keychainBackend: newFakeKeychain()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- a.run(ctx, []string{"auth", "login", rs.Endpoint, "--redirect-port", strconv.Itoa(freePort(t))})
+	}()
+	wctx := testContext(t)
+	if _, err := stderr.NextLink(wctx); err != nil {
+		t.Fatalf("no login link: %v\n%s", err, stderr.String())
+	}
+	cancel() // what main's signal.NotifyContext does on Ctrl-C
+	var code int
+	select {
+	case code = <-done:
+	case <-wctx.Done():
+		t.Fatalf("auth login did not return after the cancellation:\n%s", stderr.String())
+	}
+	if code != 130 {
+		t.Errorf("exit %d, want 130", code)
+	}
+	if !strings.Contains(stderr.String(), "cancelled") || strings.Contains(stderr.String(), "still pending") {
+		t.Errorf("stderr does not say the login was cancelled:\n%s", stderr.String())
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}

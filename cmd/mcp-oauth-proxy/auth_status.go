@@ -35,17 +35,19 @@ func newKeychainStatus(s store.Status) keychainStatus {
 type identityStatus struct {
 	Identity         string     `json:"identity"`
 	Token            tokenState `json:"token"`
+	TokenError       string     `json:"token_error,omitempty"` // why a stored token record is unreadable
 	ClientRegistered bool       `json:"client_registered"`
 }
 
 type serverStatus struct {
-	Name      string     `json:"name"`
-	Transport string     `json:"transport"`
-	URL       string     `json:"url"`
-	Identity  string     `json:"identity"`
-	OAuth     bool       `json:"oauth"`
-	Persist   string     `json:"persist,omitempty"`
-	Token     tokenState `json:"token"`
+	Name       string     `json:"name"`
+	Transport  string     `json:"transport"`
+	URL        string     `json:"url"`
+	Identity   string     `json:"identity"`
+	OAuth      bool       `json:"oauth"`
+	Persist    string     `json:"persist,omitempty"`
+	Token      tokenState `json:"token"`
+	TokenError string     `json:"token_error,omitempty"` // why a stored token record is unreadable
 }
 
 func (a *app) authStatusCommand() *cobra.Command {
@@ -127,19 +129,19 @@ func (a *app) statusReport(cfg *config.Config, target string) (*statusReport, er
 		if target != "" && id != target {
 			continue
 		}
+		is := identityStatus{Identity: redact.URL(id)}
 		tok, _, err := creds.Token(id)
 		if err != nil {
-			a.logger.Warn("cannot read stored token", "identity", redact.URL(id), "err", err)
+			is.TokenError = unreadableRecord(err, id)
+			a.logger.Warn("cannot read stored token", "identity", redact.URL(id), "err", is.TokenError)
 		}
+		is.Token = newTokenState(tok, now)
 		ci, _, err := creds.Client(id)
 		if err != nil {
-			a.logger.Warn("cannot read stored client registration", "identity", redact.URL(id), "err", err)
+			a.logger.Warn("cannot read stored client registration", "identity", redact.URL(id), "err", unreadableRecord(err, id))
 		}
-		report.Identities = append(report.Identities, identityStatus{
-			Identity:         redact.URL(id),
-			Token:            newTokenState(tok, now),
-			ClientRegistered: ci != nil,
-		})
+		is.ClientRegistered = ci != nil
+		report.Identities = append(report.Identities, is)
 	}
 
 	if cfg != nil {
@@ -148,13 +150,15 @@ func (a *app) statusReport(cfg *config.Config, target string) (*statusReport, er
 			if s.Transport == config.Stdio || (target != "" && id != target) {
 				continue
 			}
-			ss := serverStatus{Name: s.Name, Transport: string(s.Transport), URL: redact.URL(s.URL),
+			ss := serverStatus{Name: s.Name, Transport: string(s.Transport), URL: redact.URLString(s.URL),
 				Identity: redact.URL(id), OAuth: s.Auth.OAuth}
 			if s.Auth.OAuth {
 				ss.Persist = s.Auth.Persist
-				tok, _, err := a.credentials(s.Auth.Persist).Token(oauth.IdentityCandidates(s.URL)...)
+				ids := oauth.IdentityCandidates(s.URL)
+				tok, _, err := a.credentials(s.Auth.Persist).Token(ids...)
 				if err != nil {
-					a.logger.Warn("cannot read stored token", "server", s.Name, "err", err)
+					ss.TokenError = unreadableRecord(err, ids...)
+					a.logger.Warn("cannot read stored token", "server", s.Name, "err", ss.TokenError)
 				}
 				ss.Token = newTokenState(tok, now)
 			}
@@ -181,7 +185,7 @@ func (a *app) printStatus(r *statusReport) error {
 		if id.ClientRegistered {
 			client = "registered"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", id.Identity, id.Token, client)
+		fmt.Fprintf(w, "%s\t%s\t%s\n", id.Identity, tokenCell(id.Token, id.TokenError), client)
 	}
 	if len(r.Servers) > 0 {
 		fmt.Fprintln(w, "\t\t")
@@ -189,7 +193,7 @@ func (a *app) printStatus(r *statusReport) error {
 		for _, s := range r.Servers {
 			oauthOn, persist, token := "off", "-", "-"
 			if s.OAuth {
-				oauthOn, persist, token = "on", s.Persist, s.Token.String()
+				oauthOn, persist, token = "on", s.Persist, tokenCell(s.Token, s.TokenError)
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Transport, s.Identity, oauthOn, persist, token)
 		}

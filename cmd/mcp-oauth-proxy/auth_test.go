@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,3 +169,100 @@ func TestAuthClearMemoryServer(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestAuthStatusRedactsSecretQueryValues(t *testing.T) {
+	cfg := writeConfig(t, secretQueryConfig)
+	r := runCLI(t, newFakeKeychain(), "auth", "status", "--json", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var got statusReport
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if len(got.Servers) != 1 || got.Servers[0].URL != secretQueryShown {
+		t.Errorf("servers = %+v, want one with url %s", got.Servers, secretQueryShown)
+	}
+	text := runCLI(t, newFakeKeychain(), "auth", "status", "--config", cfg)
+	for _, r := range []cliResult{r, text} {
+		if strings.Contains(r.stdout+r.stderr, secretQueryValue) {
+			t.Errorf("auth status printed the secret query value:\n%s%s", r.stdout, r.stderr)
+		}
+	}
+}
+
+// A token record that cannot be read is reported as such, not as absent,
+// and its content is not printed.
+func TestAuthStatusUnreadableToken(t *testing.T) {
+	kc := newFakeKeychain()
+	const corrupt = `{"access_token":"at-corrupt-secret-789","expires_at":`
+	seedFastAgentLogin(kc, "https://huggingface.co", corrupt)
+	cfg := writeConfig(t, threeServers)
+
+	r := runCLI(t, kc, "auth", "status", "--json", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	type entry struct {
+		Name       string
+		Token      tokenState
+		TokenError string `json:"token_error"`
+	}
+	var got struct{ Identities, Servers []entry }
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+	}
+	if len(got.Identities) != 1 || got.Identities[0].TokenError == "" || got.Identities[0].Token.Present {
+		t.Errorf("identities = %+v, want one with a token_error", got.Identities)
+	}
+	hf := slices.IndexFunc(got.Servers, func(e entry) bool { return e.Name == "hf" })
+	if hf < 0 || got.Servers[hf].TokenError == "" {
+		t.Errorf("servers = %+v, want hf with a token_error", got.Servers)
+	}
+
+	text := runCLI(t, kc, "auth", "status", "--config", cfg)
+	if text.code != 0 {
+		t.Fatalf("exit %d: %s", text.code, text.stderr)
+	}
+	var rows []string
+	for line := range strings.Lines(text.stdout) {
+		if strings.HasPrefix(line, "https://huggingface.co ") || strings.HasPrefix(line, "hf ") {
+			rows = append(rows, line)
+		}
+	}
+	if len(rows) != 2 {
+		t.Fatalf("want the stored identity's row and hf's row, got %q:\n%s", rows, text.stdout)
+	}
+	for _, row := range rows {
+		if !strings.Contains(row, "unreadable") || strings.Contains(row, "none") {
+			t.Errorf("row %q does not show the token as unreadable", row)
+		}
+	}
+	for _, r := range []cliResult{r, text} {
+		if strings.Contains(r.stdout+r.stderr, "at-corrupt-secret-789") {
+			t.Errorf("auth status printed the record's content:\n%s%s", r.stdout, r.stderr)
+		}
+	}
+}
+
+// Without a usable keychain, auth clear cannot reach what is stored there:
+// it must not say that nothing was stored.
+func TestAuthClearKeychainUnavailable(t *testing.T) {
+	cfg := writeConfig(t, threeServers)
+	for _, args := range [][]string{
+		{"auth", "clear", "--identity", "https://example.com/mcp"},
+		{"auth", "clear", "hf", "--config", cfg},
+		{"auth", "clear", "--all"},
+	} {
+		r := runCLI(t, brokenKeychain(), args...)
+		if r.code == 0 {
+			t.Errorf("%q exited 0 with the keychain unavailable:\n%s%s", args, r.stdout, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "keychain unavailable (keychain is locked); nothing was cleared") {
+			t.Errorf("%q: stderr lacks the reason and that nothing was cleared:\n%s", args, r.stderr)
+		}
+		if strings.Contains(r.stdout, "Nothing") {
+			t.Errorf("%q says nothing was stored:\n%s", args, r.stdout)
+		}
+	}
+}

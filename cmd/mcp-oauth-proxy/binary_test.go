@@ -91,8 +91,6 @@ func TestBinaryWithoutDBus(t *testing.T) {
 		{"check", "--config", cfg},
 		{"auth", "status", "--config", cfg},
 		{"auth", "status", "--json", "--config", cfg},
-		{"auth", "clear", "--identity", "https://example.com/mcp"},
-		{"auth", "clear", "--all"},
 	} {
 		start := time.Now()
 		r := runBinary(t, env, args...)
@@ -108,6 +106,20 @@ func TestBinaryWithoutDBus(t *testing.T) {
 		// Generous bound: "promptly" means no keychain wait, not a benchmark.
 		if d := time.Since(start); d > 20*time.Second {
 			t.Errorf("%q took %v without a D-Bus session", args, d)
+		}
+	}
+	// auth clear cannot reach what the keychain holds: it fails, and says
+	// so, rather than report that nothing was stored.
+	for _, args := range [][]string{
+		{"auth", "clear", "--identity", "https://example.com/mcp"},
+		{"auth", "clear", "--all"},
+	} {
+		r := runBinary(t, env, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "keychain unavailable (no D-Bus session bus); nothing was cleared") {
+			t.Errorf("%q: exit %d; want a failure saying nothing was cleared:\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+		if r.stdout != "" {
+			t.Errorf("%q printed %q", args, r.stdout)
 		}
 	}
 	r := runBinary(t, env, "check", "--config", cfg)

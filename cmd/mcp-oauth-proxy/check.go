@@ -50,9 +50,10 @@ func (a *app) check(cfg *config.Config) error {
 		oauthOn, persist, token := "off", "-", "-"
 		if s.Auth.OAuth {
 			oauthOn, persist = "on", s.Auth.Persist
-			tok, _, err := a.credentials(s.Auth.Persist).Token(oauth.IdentityCandidates(s.URL)...)
+			ids := oauth.IdentityCandidates(s.URL)
+			tok, _, err := a.credentials(s.Auth.Persist).Token(ids...)
 			if err != nil {
-				token = "unreadable: " + err.Error()
+				token = "unreadable: " + unreadableRecord(err, ids...)
 			} else {
 				token = newTokenState(tok, now).String()
 			}
@@ -61,7 +62,8 @@ func (a *app) check(cfg *config.Config) error {
 		if listen == "" {
 			listen = "auto"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Transport, redact.URL(s.URL),
+		// The query may hold an API key: its secret values are fingerprinted.
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Transport, redact.URLString(s.URL),
 			oauthOn, persist, redact.URL(oauth.Identity(s.URL)), token, listen)
 	}
 	return w.Flush()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
 )
 
@@ -177,5 +178,32 @@ mcp:
 	}
 	if strings.Contains(r.stdout+r.stderr, "s3cr3t-value") {
 		t.Errorf("check printed the client secret:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// secretQuery is a server whose URL carries a secret in its query.
+const (
+	secretQueryValue  = "SECRET-QUERY-VALUE-123"
+	secretQueryConfig = `
+mcp:
+  servers:
+    api:
+      url: http://127.0.0.1:9/mcp?api_key=` + secretQueryValue + `&tenant=a
+`
+)
+
+// secretQueryShown is the URL of secretQueryConfig as it may be shown.
+var secretQueryShown = "http://127.0.0.1:9/mcp?api_key=" + redact.Fingerprint(secretQueryValue) + "&tenant=a"
+
+func TestCheckRedactsSecretQueryValues(t *testing.T) {
+	r := runCLI(t, newFakeKeychain(), "check", "--config", writeConfig(t, secretQueryConfig))
+	if r.code != 0 {
+		t.Fatalf("check exited %d; stderr:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, secretQueryValue) {
+		t.Errorf("check printed the secret query value:\n%s%s", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, secretQueryShown) {
+		t.Errorf("check output lacks the URL with its secret fingerprinted, %s:\n%s", secretQueryShown, r.stdout)
 	}
 }

@@ -71,6 +71,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 	return 1
 }
 
+// exitInterrupted is the exit code of a command the user interrupted
+// (Ctrl-C): 128 + SIGINT, as shells report it.
+const exitInterrupted = 130
+
 // exitError carries a specific exit code; err, when set, is printed first.
 type exitError struct {
 	code int

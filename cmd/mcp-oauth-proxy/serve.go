@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -76,7 +78,8 @@ it while serve runs.`,
 // servedServer is a configured server with its listen address.
 type servedServer struct {
 	config.Server
-	listen string
+	listen     string
+	listenFrom string // where listen was given, for errors: "--listen …" or "proxy.listen.NAME (ADDR)"
 }
 
 func (a *app) serve(ctx context.Context, f *serveFlags) error {
@@ -94,7 +97,7 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 
 	// Bound first: an explicit --admin that cannot bind fails serve
 	// before anything else starts (admin.go).
-	page, err := a.listenStatusPage(f)
+	page, err := a.listenStatusPage(f, servers)
 	if err != nil {
 		return err
 	}
@@ -172,30 +175,37 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 	return px.Shutdown(shutdownCtx)
 }
 
-// servedServers returns the servers to serve with their listen addresses.
+// servedServers returns the servers to serve with their listen addresses,
+// checked after the command line's overrides.
 func (a *app) servedServers(f *serveFlags) ([]servedServer, error) {
+	redirectFlag := f.auth.cmd.Flags().Changed("redirect-port")
 	if f.url != "" {
 		s, err := f.auth.adHocServer(f.url)
 		if err != nil {
 			return nil, err
 		}
-		var listen string
+		served := servedServer{Server: s}
 		for _, l := range f.listen {
 			if strings.Contains(l, "=") {
 				return nil, fmt.Errorf("--listen %s: with --url, give HOST:PORT", l)
 			}
-			listen = l
+			served.listen, served.listenFrom = l, "--listen "+l
 		}
-		return []servedServer{{Server: s, listen: listen}}, nil
+		redirectFrom := "the default; change it with --redirect-port"
+		if redirectFlag {
+			redirectFrom = "--redirect-port"
+		}
+		out := []servedServer{served}
+		return out, checkListen(out, redirectFrom)
 	}
 
 	cfg, err := a.loadConfig(true)
 	if err != nil {
 		return nil, err
 	}
-	listen := map[string]string{}
+	listen, listenFrom := map[string]string{}, map[string]string{}
 	for name, addr := range cfg.Listen {
-		listen[name] = addr
+		listen[name], listenFrom[name] = addr, fmt.Sprintf("proxy.listen.%s (%s)", name, addr)
 	}
 	for _, l := range f.listen {
 		name, addr, ok := strings.Cut(l, "=")
@@ -205,7 +215,7 @@ func (a *app) servedServers(f *serveFlags) ([]servedServer, error) {
 		if s, ok := cfg.Server(name); !ok || s.Transport == config.Stdio {
 			return nil, fmt.Errorf("--listen %s: no HTTP or SSE server %q in %s", l, name, cfg.Path)
 		}
-		listen[name] = addr
+		listen[name], listenFrom[name] = addr, "--listen "+l
 	}
 	var out []servedServer
 	for _, s := range cfg.Servers {
@@ -213,10 +223,85 @@ func (a *app) servedServers(f *serveFlags) ([]servedServer, error) {
 			a.logger.Debug("skipping stdio server", "server", s.Name)
 			continue
 		}
-		f.auth.apply(&s)
-		out = append(out, servedServer{Server: s, listen: listen[s.Name]})
+		if err := f.auth.apply(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, servedServer{Server: s, listen: listen[s.Name], listenFrom: listenFrom[s.Name]})
 	}
-	return out, nil
+	redirectFrom := "auth.redirect_port"
+	if redirectFlag {
+		redirectFrom = "--redirect-port"
+	}
+	return out, checkListen(out, redirectFrom)
+}
+
+// checkListen applies Load's checks of proxy.listen to the addresses
+// serve ends up with, --listen and --redirect-port included: no two
+// listeners on one address, and no listener on a login callback's port.
+// Without it, the first clash fails serve with a bind error naming no
+// flag, and the second breaks the next login. redirectFrom says where the
+// callback ports come from.
+func checkListen(servers []servedServer, redirectFrom string) error {
+	for i, s := range servers {
+		host, port, ok := splitListen(s.listen)
+		if !ok || port == 0 {
+			continue // no address, a free port, or one the proxy reports as bad
+		}
+		// The callback listens on localhost, or on every interface with
+		// --allow-remote: any host collides.
+		for _, o := range servers {
+			if o.Auth.OAuth && o.Auth.RedirectPort == port {
+				return fmt.Errorf("%s: port %d is the OAuth callback port of server %q (%s)", s.listenFrom, port, o.Name, redirectFrom)
+			}
+		}
+		for _, o := range servers[:i] {
+			oHost, oPort, ok := splitListen(o.listen)
+			if !ok || oPort != port || !sameListenHost(host, oHost) {
+				continue
+			}
+			// Name the address from the command line: Load has checked
+			// the config's own against each other.
+			this, other := s, o
+			if !strings.HasPrefix(this.listenFrom, "--") {
+				this, other = o, s
+			}
+			return fmt.Errorf("%s: %s is also the listen address of server %q", this.listenFrom, this.listen, other.Name)
+		}
+	}
+	return nil
+}
+
+// splitListen splits a listen address; ok is false when it is not
+// HOST:PORT with a port number.
+func splitListen(addr string) (host string, port int, ok bool) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, false
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, false
+	}
+	return host, port, true
+}
+
+// sameListenHost reports whether listeners on hosts a and b, on the same
+// port, would collide: the same host, or either one every interface.
+func sameListenHost(a, b string) bool {
+	norm := func(h string) string {
+		if strings.EqualFold(h, "localhost") {
+			return "127.0.0.1" // what net.Listen binds for it
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if ip.IsUnspecified() {
+				return ""
+			}
+			return ip.String()
+		}
+		return strings.ToLower(h)
+	}
+	na, nb := norm(a), norm(b)
+	return na == "" || nb == "" || na == nb
 }
 
 func (a *app) printListeners(infos []proxy.ListenerInfo, servers []servedServer, handlers []*oauth.Handler) {
@@ -231,7 +316,9 @@ func (a *app) printListeners(infos []proxy.ListenerInfo, servers []servedServer,
 			identity = redact.URL(h.Identity())
 			token = newTokenState(h.Current(), now).String()
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", info.Name, info.URL, redact.URL(s.URL), identity, token)
+		// The local URL keeps the upstream's query whole: clients need it
+		// to reach the upstream. The upstream is shown redacted.
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", info.Name, info.URL, redact.URLString(s.URL), identity, token)
 	}
 	w.Flush()
 }

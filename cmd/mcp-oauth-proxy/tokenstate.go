@@ -1,9 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/admin"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
 )
 
@@ -41,3 +46,28 @@ func (s tokenState) String() string {
 
 // humanDuration rounds d to the two largest units: 45s, 59m, 1h5m, 3d4h.
 func humanDuration(d time.Duration) string { return admin.HumanDuration(d) }
+
+// tokenCell is the table cell of a stored token: its state, or why its
+// record cannot be read (readErr, from unreadableRecord).
+func tokenCell(s tokenState, readErr string) string {
+	if readErr != "" {
+		return "unreadable: " + readErr
+	}
+	return s.String()
+}
+
+// unreadableRecord says why a stored record cannot be read, fit to print:
+// the identities in the message (in its key) have their passwords
+// redacted, and a JSON syntax error, whose text may quote the record, is
+// replaced by its position.
+func unreadableRecord(err error, identities ...string) string {
+	msg := err.Error()
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		msg = strings.Replace(msg, syntax.Error(), fmt.Sprintf("not valid JSON (at byte %d)", syntax.Offset), 1)
+	}
+	for _, id := range identities {
+		msg = strings.ReplaceAll(msg, id, redact.URL(id))
+	}
+	return redact.Text(msg)
+}

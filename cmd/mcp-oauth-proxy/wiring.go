@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +34,7 @@ type authFlags struct {
 func (f *authFlags) register(cmd *cobra.Command) {
 	f.cmd = cmd
 	fl := cmd.Flags()
-	fl.StringVar(&f.transport, "transport", "http", "transport of a URL target: http or sse")
+	fl.StringVar(&f.transport, "transport", "http", "transport of a URL target (given with a config, of every server): http or sse")
 	fl.StringVar(&f.persist, "persist", "keyring", "where tokens of a URL target live: keyring or memory")
 	fl.IntVar(&f.redirectPort, "redirect-port", 3030, "port of the login callback http://localhost:PORT/callback")
 	fl.StringVar(&f.scope, "scope", "", "scopes to request, space-separated (default: what the server asks for)")
@@ -40,9 +43,20 @@ func (f *authFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clientMetadataURL, "client-metadata-url", "", "a client ID metadata document URL (CIMD), used when the server supports it")
 }
 
-// apply overlays the flags that were given on s.
-func (f *authFlags) apply(s *config.Server) {
+// apply overlays the flags that were given on s and checks the result as
+// the config's own servers are checked, so that a bad override fails the
+// command before anything starts.
+func (f *authFlags) apply(s *config.Server) error {
 	changed := f.cmd.Flags().Changed
+	if changed("transport") {
+		// Validate accepts stdio (a configured stdio server is valid), but
+		// it cannot be proxied or logged in to.
+		t := config.Transport(f.transport)
+		if t == config.Stdio {
+			return errors.New("--transport stdio: stdio servers cannot be proxied (want http or sse)")
+		}
+		s.Transport = t
+	}
 	if changed("persist") {
 		s.Auth.Persist = f.persist
 	}
@@ -61,16 +75,28 @@ func (f *authFlags) apply(s *config.Server) {
 	if changed("client-metadata-url") {
 		s.Auth.ClientMetadataURL = f.clientMetadataURL
 	}
+	return s.Validate()
 }
 
 // adHocServer builds the server of a URL target from the flags.
 func (f *authFlags) adHocServer(rawURL string) (config.Server, error) {
-	s, err := config.NewServer(oauth.Identity(rawURL), rawURL, config.Transport(f.transport))
+	s, err := config.NewServer(adHocName(rawURL), rawURL, config.Transport(f.transport))
 	if err != nil {
 		return config.Server{}, err
 	}
-	f.apply(&s)
-	return s, s.Validate()
+	return s, f.apply(&s)
+}
+
+// adHocName names the server of a URL target: its identity without user
+// info. The name is printed, logged and quoted in errors, and user info
+// may hold a password.
+func adHocName(rawURL string) string {
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil {
+		return "" // config.NewServer rejects the URL; its error then names no server
+	}
+	u.User = nil
+	return oauth.Identity(u.String())
 }
 
 // engineFlags are the settings of the OAuth engine shared by every server.
@@ -147,6 +173,5 @@ func (a *app) resolveTarget(target string, flags *authFlags) (config.Server, err
 	if !s.Auth.OAuth {
 		return config.Server{}, fmt.Errorf("server %q has OAuth turned off (auth.oauth: false)", target)
 	}
-	flags.apply(&s)
-	return s, s.Validate()
+	return s, flags.apply(&s)
 }
