@@ -198,6 +198,7 @@ func (c *Credentials) updateIndex(edit func([]string) []string) error {
 	var ids []string
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		err = nil // the first identity
 	case err != nil:
 		return fmt.Errorf("oauth: read %s: %w", IndexKey, err)
 	default:

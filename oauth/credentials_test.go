@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -199,7 +198,14 @@ func TestCredentialsIndexIsNotFatal(t *testing.T) {
 // nothing to it, and never written over when the store fails to return it.
 func TestCredentialsUnreadableIndexKept(t *testing.T) {
 	st := newCredStore()
-	c := &Credentials{Store: st, Logger: newTestLogger(io.Discard)}
+	var logs strings.Builder
+	c := &Credentials{Store: st, Logger: newTestLogger(&logs)}
+	if err := c.SaveToken("https://first.example", &Token{AccessToken: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("the first identity of a new store logged: %s", logs.String())
+	}
 	st.m[IndexKey] = []byte(`{broken`)
 	if _, err := c.Forget("https://nothing.example"); err != nil {
 		t.Errorf("Forget of nothing with a broken index: %v", err)
