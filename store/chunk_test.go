@@ -49,37 +49,62 @@ func TestSplitChunksKeepsText(t *testing.T) {
 
 func TestParseChunkHeader(t *testing.T) {
 	v := []byte(tokenJSON)
-	good := chunkHeader(3, v)
+	good := chunkHeader(0, 3, v)
 	sum := good[strings.LastIndex(good, ":")+1:]
 	tests := []struct {
 		header      string
-		wantParts   int
+		want        chunkSpan // sum is checked separately
 		wantChunked bool
 		wantErr     bool
 	}{
-		{good, 3, true, false},
-		{tokenJSON, 0, false, false},
-		{"", 0, false, false},
-		{"mcp-oauth-proxy-chunked:v1:0:" + sum, 0, true, true},
-		{"mcp-oauth-proxy-chunked:v1:-1:" + sum, 0, true, true},
-		{"mcp-oauth-proxy-chunked:v1:4097:" + sum, 0, true, true},
-		{"mcp-oauth-proxy-chunked:v1:3:" + sum[:10], 0, true, true},
-		{"mcp-oauth-proxy-chunked:v1:3", 0, true, true},
-		{"mcp-oauth-proxy-chunked:v2:3:" + sum, 0, true, true},
+		{good, chunkSpan{0, 3, ""}, true, false},
+		{chunkHeader(5, 3, v), chunkSpan{5, 3, ""}, true, false},
+		{"mcp-oauth-proxy-chunked:v1:3:" + sum, chunkSpan{0, 3, ""}, true, false},
+		{"mcp-oauth-proxy-chunked:v2:7:2:" + sum, chunkSpan{7, 2, ""}, true, false},
+		{tokenJSON, chunkSpan{}, false, false},
+		{"", chunkSpan{}, false, false},
+		{"mcp-oauth-proxy-chunked:v1:0:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v1:-1:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v1:4097:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v1:3:" + sum[:10], chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v1:3", chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v1:1:3:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v2:3:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v2:-1:3:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v2:8193:3:" + sum, chunkSpan{}, true, true},
+		{"mcp-oauth-proxy-chunked:v3:0:3:" + sum, chunkSpan{}, true, true},
 	}
 	for _, tc := range tests {
-		parts, gotSum, chunked, err := parseChunkHeader(tc.header)
-		if parts != tc.wantParts || chunked != tc.wantChunked || (err != nil) != tc.wantErr {
-			t.Errorf("parseChunkHeader(%q) = %d, %v, %v; want %d, %v, error %v",
-				tc.header, parts, chunked, err, tc.wantParts, tc.wantChunked, tc.wantErr)
+		span, chunked, err := parseChunkHeader(tc.header)
+		got := span
+		got.sum = ""
+		if got != tc.want || chunked != tc.wantChunked || (err != nil) != tc.wantErr {
+			t.Errorf("parseChunkHeader(%q) = %+v, %v, %v; want %+v, %v, error %v",
+				tc.header, got, chunked, err, tc.want, tc.wantChunked, tc.wantErr)
 		}
 		if err == nil && chunked {
-			if verr := verifyChunks(v, gotSum); verr != nil {
+			if verr := verifyChunks(v, span.sum); verr != nil {
 				t.Errorf("verifyChunks of the original value: %v", verr)
 			}
-			if verr := verifyChunks([]byte(tokenJSON+" "), gotSum); verr == nil {
+			if verr := verifyChunks([]byte(tokenJSON+" "), span.sum); verr == nil {
 				t.Errorf("verifyChunks accepted a different value")
 			}
 		}
+	}
+}
+
+// A new value's parts never land on the parts of the value it replaces,
+// and their indices stay bounded however the sizes go.
+func TestNextStart(t *testing.T) {
+	old := chunkSpan{}
+	for i, n := range []int{3, 5, 2, 2, 7, 1, 4096, 4096, 1, 4096} {
+		start := nextStart(old, n)
+		if start < old.end() && start+n > old.start {
+			t.Fatalf("step %d: %d parts at %d overlap the old parts %d…%d", i, n, start, old.start, old.end()-1)
+		}
+		if start > maxStart {
+			t.Fatalf("step %d: start %d is beyond maxStart", i, start)
+		}
+		old = chunkSpan{start: start, parts: n}
 	}
 }

@@ -82,18 +82,20 @@ type Backend interface {
 // A value longer than the platform limit (see MaxValueSize), or one the
 // keychain rejects with keyring.ErrSetDataTooBig, is stored in parts:
 //
-//   - The parts go first, under "<key>#0" … "<key>#N-1", each at most the
-//     limit (2000 bytes when the platform has none), cut at UTF-8
+//   - The parts go first, under "<key>#S" … "<key>#S+N-1", each at most
+//     the limit (2000 bytes when the platform has none), cut at UTF-8
 //     character boundaries. While the keychain still answers "too big",
 //     the part size is halved, down to 256 bytes; past that Set fails with
-//     an error wrapping keyring.ErrSetDataTooBig.
+//     an error wrapping keyring.ErrSetDataTooBig. S is 0 unless the value
+//     being replaced has parts there: the new parts never overwrite the
+//     old ones, so a write that stops halfway leaves the old value whole.
 //   - Then a header goes under "<key>":
-//     "mcp-oauth-proxy-chunked:v1:<N>:<lowercase hex SHA-256 of the whole value>".
+//     "mcp-oauth-proxy-chunked:v1:<N>:<lowercase hex SHA-256 of the whole value>"
+//     when S is 0, else "mcp-oauth-proxy-chunked:v2:<S>:<N>:<SHA-256>".
 //     It cannot be mistaken for JSON. A value that itself starts with
 //     "mcp-oauth-proxy-chunked:" is always chunked, so it cannot be mistaken
 //     for a header.
-//   - Parts of an earlier, longer value under the same key are deleted
-//     last.
+//   - The parts of the value replaced are deleted last.
 //
 // Get reassembles the parts and checks the hash. A missing part, a hash
 // mismatch or an unreadable header makes the value absent (ErrNotFound,
@@ -311,7 +313,7 @@ func (k *Keychain) get(key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	parts, sum, chunked, err := parseChunkHeader(s)
+	span, chunked, err := parseChunkHeader(s)
 	if !chunked {
 		return []byte(s), nil
 	}
@@ -319,17 +321,17 @@ func (k *Keychain) get(key string) ([]byte, error) {
 		return nil, k.damaged(key, err)
 	}
 	var v []byte
-	for i := range parts {
-		p, err := k.call(func() (string, error) { return k.backend.Get(k.service, partKey(key, i)) })
+	for i := range span.parts {
+		p, err := k.call(func() (string, error) { return k.backend.Get(k.service, partKey(key, span.start+i)) })
 		if errors.Is(err, ErrNotFound) {
-			return nil, k.damaged(key, fmt.Errorf("part %d of %d is missing", i, parts))
+			return nil, k.damaged(key, fmt.Errorf("part %d of %d is missing", i, span.parts))
 		}
 		if err != nil {
 			return nil, err
 		}
 		v = append(v, p...)
 	}
-	if err := verifyChunks(v, sum); err != nil {
+	if err := verifyChunks(v, span.sum); err != nil {
 		return nil, k.damaged(key, err)
 	}
 	return v, nil
@@ -347,7 +349,7 @@ func (k *Keychain) set(key string, value []byte) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	oldParts, _, _, _ := parseChunkHeader(old) // 0 unless a readable header
+	oldSpan, _, _ := parseChunkHeader(old) // zero unless a readable header
 
 	whole := !bytes.HasPrefix(value, []byte(chunkPrefix)) && (k.limit == 0 || len(value) <= k.limit)
 	if whole {
@@ -362,37 +364,39 @@ func (k *Keychain) set(key string, value []byte) error {
 			return err
 		}
 	}
-	parts := 0
 	if !whole {
-		if parts, err = k.setChunked(key, value); err != nil {
+		if err := k.setChunked(key, value, oldSpan); err != nil {
 			return err
 		}
 	}
-	return k.deleteParts(key, parts, oldParts)
+	// The new parts never overlap the old ones (see nextStart).
+	return k.deleteParts(key, oldSpan.start, oldSpan.end())
 }
 
 // setChunked writes value in parts and then its header, halving the part
 // size while the keychain answers "too big" (on macOS the key length
-// counts against the limit too).
-func (k *Keychain) setChunked(key string, value []byte) (int, error) {
+// counts against the limit too). The parts go where old's are not, so a
+// write that stops halfway leaves the old value readable.
+func (k *Keychain) setChunked(key string, value []byte, old chunkSpan) error {
 	for size := k.chunkSize; ; size /= 2 {
 		parts := splitChunks(value, size)
 		if len(parts) > maxParts {
-			return 0, tooLarge(key, value)
+			return tooLarge(key, value)
 		}
-		err := k.writeChunks(key, parts, chunkHeader(len(parts), value))
+		start := nextStart(old, len(parts))
+		err := k.writeChunks(key, start, parts, chunkHeader(start, len(parts), value))
 		if !errors.Is(err, keyring.ErrSetDataTooBig) {
-			return len(parts), err
+			return err
 		}
 		if size/2 < minChunkSize {
-			return 0, tooLarge(key, value)
+			return tooLarge(key, value)
 		}
 	}
 }
 
-func (k *Keychain) writeChunks(key string, parts []string, header string) error {
+func (k *Keychain) writeChunks(key string, start int, parts []string, header string) error {
 	for i, p := range parts {
-		if err := k.call0(func() error { return k.backend.Set(k.service, partKey(key, i), p) }); err != nil {
+		if err := k.call0(func() error { return k.backend.Set(k.service, partKey(key, start+i), p) }); err != nil {
 			return err
 		}
 	}
@@ -418,19 +422,19 @@ func (k *Keychain) delete(key string) error {
 	if err := k.call0(func() error { return k.backend.Delete(k.service, key) }); err != nil {
 		return err
 	}
-	parts, _, chunked, herr := parseChunkHeader(s)
+	span, chunked, herr := parseChunkHeader(s)
 	if !chunked {
 		return nil
 	}
 	if herr != nil {
-		parts = 0
+		span = chunkSpan{}
 	}
-	if err := k.deleteParts(key, 0, parts); err != nil {
+	if err := k.deleteParts(key, span.start, span.end()); err != nil {
 		return err
 	}
 	// Parts beyond the count (left by a damaged header or an interrupted
 	// write) go too, up to the first missing one.
-	for i := parts; i < maxParts; i++ {
+	for i := span.end(); i < span.end()+maxParts; i++ {
 		err := k.call0(func() error { return k.backend.Delete(k.service, partKey(key, i)) })
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,7 +255,7 @@ func TestKeychainCallErrorFallsBack(t *testing.T) {
 	}
 }
 
-var headerRE = regexp.MustCompile(`^mcp-oauth-proxy-chunked:v1:([0-9]+):([0-9a-f]{64})$`)
+var headerRE = regexp.MustCompile(`^mcp-oauth-proxy-chunked:(?:v1:|v2:([0-9]+):)([0-9]+):([0-9a-f]{64})$`)
 
 // chunkedEntries checks the raw layout of a chunked value under key and
 // returns its parts.
@@ -265,14 +266,15 @@ func chunkedEntries(t *testing.T, f *fakeBackend, key string, value []byte, maxP
 	if !ok || m == nil {
 		t.Fatalf("entry %q = %q, want a chunk header", key, header)
 	}
-	n, _ := strconv.Atoi(m[1])
+	start, _ := strconv.Atoi(m[1]) // "" (v1) is 0
+	n, _ := strconv.Atoi(m[2])
 	sum := sha256.Sum256(value)
-	if m[2] != hex.EncodeToString(sum[:]) {
-		t.Errorf("header hash %s, want the SHA-256 of the value", m[2])
+	if m[3] != hex.EncodeToString(sum[:]) {
+		t.Errorf("header hash %s, want the SHA-256 of the value", m[3])
 	}
 	var parts []string
 	for i := range n {
-		p, ok := f.raw(testService, partKey(key, i))
+		p, ok := f.raw(testService, partKey(key, start+i))
 		if !ok {
 			t.Fatalf("part %d of %d missing", i, n)
 		}
@@ -358,10 +360,11 @@ func TestKeychainChunkSizes(t *testing.T) {
 		wantUsers []string
 	}{
 		{bigValue(10 << 10), []string{"k", "k#0", "k#1", "k#2", "k#3", "k#4", "k#5"}},
-		{bigValue(3000), []string{"k", "k#0", "k#1"}},                                  // shrinking removes parts
+		{bigValue(3000), []string{"k", "k#6", "k#7"}},                                  // past the old parts, which go
+		{bigValue(4000), []string{"k", "k#0", "k#1", "k#2"}},                           // below them when that fits
 		{[]byte(tokenJSON), []string{"k"}},                                             // whole again
 		{bigValue(5000), []string{"k", "k#0", "k#1", "k#2"}},                           // grows again
-		{[]byte(chunkHeaderV1 + "1:" + strings.Repeat("0", 64)), []string{"k", "k#0"}}, // header look-alike
+		{[]byte(chunkHeaderV1 + "1:" + strings.Repeat("0", 64)), []string{"k", "k#3"}}, // header look-alike
 	}
 	for i, step := range steps {
 		mustSet(t, k, "k", step.value)
@@ -380,6 +383,46 @@ func TestKeychainChunkSizes(t *testing.T) {
 	}
 	if users := f.users(testService); len(users) != 0 {
 		t.Errorf("entries left after Delete: %q", users)
+	}
+}
+
+// A rewrite of a chunked value that stops halfway, whatever the reason,
+// leaves the old value readable: the new parts never overwrite the old.
+func TestKeychainFailedChunkedRewriteKeepsOldValue(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"keychain fails", errors.New("failed to unlock collection")},
+		{"too big", keyring.ErrSetDataTooBig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			old, newer := bigValue(5000), bigValue(7000)[1000:]
+			var armed atomic.Bool
+			var partSets atomic.Int32
+			f := &fakeBackend{hook: func(op, service, user string) error {
+				if armed.Load() && op == "set" && user != "k" && partSets.Add(1) >= 2 {
+					return tc.err
+				}
+				return nil
+			}}
+			k, _ := newFakeKeychain(f)
+			k.MaxValueSize = 2000
+			mustSet(t, k, "k", old)
+			armed.Store(true)
+			err := k.Set("k", newer)
+			armed.Store(false)
+			if errors.Is(tc.err, keyring.ErrSetDataTooBig) {
+				if err == nil {
+					t.Fatal("Set of a value the keychain keeps refusing succeeded")
+				}
+				wantValue(t, k, "k", old) // this process still reads the old value
+			}
+			next, _ := newFakeKeychain(f) // the next process
+			next.MaxValueSize = 2000
+			wantValue(t, next, "k", old)
+		})
 	}
 }
 
@@ -408,7 +451,7 @@ func TestKeychainDamagedChunks(t *testing.T) {
 			f.put(testService, "k#1", string(bigValue(2000)[:1500]))
 		}},
 		{"header counts more parts", func(f *fakeBackend) {
-			f.put(testService, "k", chunkHeader(4, big))
+			f.put(testService, "k", chunkHeader(0, 4, big))
 		}},
 		{"header counts fewer parts", func(f *fakeBackend) {
 			f.put(testService, "k", "mcp-oauth-proxy-chunked:v1:2:"+hex.EncodeToString(sum[:]))
@@ -417,7 +460,7 @@ func TestKeychainDamagedChunks(t *testing.T) {
 			f.put(testService, "k", "mcp-oauth-proxy-chunked:v1:three:"+hex.EncodeToString(sum[:]))
 		}},
 		{"unknown header version", func(f *fakeBackend) {
-			f.put(testService, "k", "mcp-oauth-proxy-chunked:v2:3:"+hex.EncodeToString(sum[:]))
+			f.put(testService, "k", "mcp-oauth-proxy-chunked:v3:0:3:"+hex.EncodeToString(sum[:]))
 		}},
 	}
 	for _, tc := range tests {
