@@ -361,3 +361,97 @@ func TestEngineLoginProbeErrorHidesQuery(t *testing.T) {
 		t.Errorf("probe log = %q, want the failure with the URL and without its query", out)
 	}
 }
+
+// TestEngineRefreshAfterRestartFindsTheRealServer: a server that names its
+// resource metadata only in its challenge. After a restart the first
+// refresh comes before any 401; it must still go to the authorization
+// server, never with the refresh token to the MCP server's own origin.
+func TestEngineRefreshAfterRestartFindsTheRealServer(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{
+		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true},
+		rs: oauthtest.ResourceOptions{PRM: oauthtest.PRMCustom},
+	})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	// A new process on the same store, an hour later: inside the margin.
+	restarted := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{t}),
+		Now: func() time.Time { return time.Now().Add(time.Hour - 30*time.Second) }}
+	t.Cleanup(restarted.Close)
+	h := restarted.Handler(f.srv)
+	if _, err := h.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.st.mu.Lock()
+	fl := h.st.refresh
+	h.st.mu.Unlock()
+	if fl == nil {
+		t.Fatal("no refresh started inside the margin")
+	}
+	<-fl.done
+	if fl.err != nil {
+		t.Fatalf("refresh after restart: %v", fl.err)
+	}
+	for _, r := range f.rs.Requests() {
+		if strings.HasSuffix(r.Path, "/token") {
+			t.Errorf("the MCP server got %s %s", r.Method, r.Path)
+		}
+	}
+	if n := tokenGrantCount(f.as, "refresh_token"); n != 1 {
+		t.Errorf("%d refreshes at the authorization server, want 1", n)
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d authorizations, want the first login only", n)
+	}
+}
+
+func tokenGrantCount(as *oauthtest.AuthServer, grant string) int {
+	n := 0
+	for _, r := range as.Requests() {
+		if r.Endpoint == oauthtest.EndpointToken && r.Form.Get("grant_type") == grant {
+			n++
+		}
+	}
+	return n
+}
+
+// The refresh token never goes to a token endpoint of another issuer than
+// the one the client was registered with, whatever discovery found.
+func TestEngineRefreshOnlyAtTheRegisteringIssuer(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	// Discovery that went wrong: the MCP server's origin as the
+	// authorization server.
+	f.h.st.mu.Lock()
+	f.h.st.disc = &Discovery{Issuer: f.rs.URL, Resource: f.rs.Endpoint,
+		Metadata: &AuthServerMetadata{Issuer: f.rs.URL, TokenEndpoint: f.rs.URL + "/token"}}
+	f.h.st.mu.Unlock()
+	f.advance(time.Hour - 30*time.Second)
+	if _, err := f.h.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.h.st.mu.Lock()
+	fl := f.h.st.refresh
+	f.h.st.mu.Unlock()
+	if fl == nil {
+		t.Fatal("no refresh started inside the margin")
+	}
+	<-fl.done
+	if fl.err == nil || !strings.Contains(fl.err.Error(), "not refreshing") {
+		t.Errorf("refresh = %v, want it refused", fl.err)
+	}
+	for _, r := range f.rs.Requests() {
+		if strings.HasSuffix(r.Path, "/token") {
+			t.Errorf("the MCP server got %s %s", r.Method, r.Path)
+		}
+	}
+	f.h.st.mu.Lock()
+	defer f.h.st.mu.Unlock()
+	if f.h.st.disc != nil {
+		t.Error("the wrong discovery is still cached")
+	}
+}

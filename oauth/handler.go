@@ -342,6 +342,15 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	st := h.st
 	ctx, cancel := context.WithTimeout(wire.WithServer(h.e.ctx, h.target()), time.Minute)
 	defer cancel()
+	st.mu.Lock()
+	known := st.disc != nil || st.challenge != nil
+	st.mu.Unlock()
+	if !known {
+		// A proactive refresh right after start: without the upstream's
+		// challenge, discovery of a server that names its metadata only
+		// there would take the MCP origin for the authorization server.
+		h.probe(ctx)
+	}
 	disc, err := h.discovery(ctx, true)
 	if err != nil {
 		h.refreshFailed(err)
@@ -349,6 +358,15 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	}
 	client, err := h.refreshClient()
 	if err != nil {
+		h.refreshFailed(err)
+		return nil, err
+	}
+	if client.Issuer != "" && client.Issuer != disc.Metadata.Issuer {
+		// The refresh token is only ever sent to the server that issued it.
+		st.mu.Lock()
+		st.disc = nil // discover again, with the next challenge
+		st.mu.Unlock()
+		err := fmt.Errorf("oauth: not refreshing at %s: the client was registered with %s", disc.Metadata.Issuer, client.Issuer)
 		h.refreshFailed(err)
 		return nil, err
 	}
