@@ -455,3 +455,99 @@ func TestEngineRefreshOnlyAtTheRegisteringIssuer(t *testing.T) {
 		t.Error("the wrong discovery is still cached")
 	}
 }
+
+// TestEngineRefreshSharesRotationWithOtherProcesses: two processes share the
+// keychain (the proxy and fast-agent, or two proxies) and the server
+// rotates refresh tokens. When one has refreshed, the other uses its
+// result instead of redeeming the old refresh token a second time.
+func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{
+		IssueRefreshTokens: true, RotateRefreshTokens: true}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	other := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{t}), Now: f.engine.Now}
+	t.Cleanup(other.Close)
+	b := other.Handler(f.srv)
+	if _, err := b.Token(ctx); err != nil { // b reads the login's token
+		t.Fatal(err)
+	}
+
+	waitRefresh := func(h *Handler) *flight {
+		t.Helper()
+		if _, err := h.Token(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.st.mu.Lock()
+		fl := h.st.refresh
+		h.st.mu.Unlock()
+		if fl == nil {
+			t.Fatal("no refresh started inside the margin")
+		}
+		<-fl.done
+		return fl
+	}
+	f.advance(time.Hour - 30*time.Second)
+	if fl := waitRefresh(f.h); fl.err != nil {
+		t.Fatalf("first process's refresh: %v", fl.err)
+	}
+	if fl := waitRefresh(b); fl.err != nil {
+		t.Fatalf("second process's refresh: %v", fl.err)
+	}
+
+	if n := tokenGrantCount(f.as, "refresh_token"); n != 1 {
+		t.Errorf("%d refreshes, want 1: the second process must use the first one's", n)
+	}
+	if a, bt := f.h.Current(), b.Current(); a == nil || bt == nil || a.AccessToken != bt.AccessToken {
+		t.Errorf("current tokens differ: %+v and %+v", a, bt)
+	}
+	if st := f.stored(); st == nil || st.AccessToken != f.h.Current().AccessToken {
+		t.Errorf("stored token = %+v, want the refreshed one", st)
+	}
+	if status, err := f.call(ctx, b, "tools/list"); status != 200 || err != nil {
+		t.Errorf("second process's call = %d, %v", status, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d authorizations, want the first login only", n)
+	}
+}
+
+// A token this process could not save leaves an older record in the store;
+// that record is not mistaken for another process's newer one.
+func TestEngineRefreshAfterAFailedSave(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{
+		IssueRefreshTokens: true, RotateRefreshTokens: true}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	f.store.mu.Lock()
+	f.store.failSet = TokensKey(Identity(f.rs.Endpoint))
+	f.store.mu.Unlock()
+	for i := range 2 {
+		f.advance(time.Hour - 30*time.Second)
+		if _, err := f.h.Token(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.h.st.mu.Lock()
+		fl := f.h.st.refresh
+		f.h.st.mu.Unlock()
+		if fl == nil {
+			t.Fatalf("refresh %d did not start", i+1)
+		}
+		<-fl.done
+		if fl.err != nil {
+			t.Fatalf("refresh %d: %v", i+1, fl.err)
+		}
+	}
+	if n := tokenGrantCount(f.as, "refresh_token"); n != 2 {
+		t.Errorf("%d refreshes, want 2", n)
+	}
+	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+		t.Errorf("call = %d, %v", status, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d authorizations, want the first login only", n)
+	}
+}

@@ -53,6 +53,7 @@ type identityState struct {
 	lastLogin     string    // access token the last login produced
 	lastLoginAt   time.Time // when
 	dropped       string    // access token last dropped as dead; never adopted again
+	seen          string    // access token of the stored record this process last read or wrote
 	retryRefresh  time.Time // no proactive refresh before this (backoff)
 	failures      int       // consecutive transient refresh failures
 }
@@ -161,6 +162,7 @@ func (h *Handler) load() {
 		}
 		if tok != nil {
 			h.st.current.CompareAndSwap(nil, tok)
+			h.setSeen(tok.AccessToken)
 		}
 	})
 }
@@ -342,6 +344,13 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	st := h.st
 	ctx, cancel := context.WithTimeout(wire.WithServer(h.e.ctx, h.target()), time.Minute)
 	defer cancel()
+	from := old // the token whose refresh token is redeemed
+	if stored := h.storedByOthers(old); stored != nil {
+		if stored.RefreshToken == "" || !stored.ExpiresWithin(h.e.now(), h.e.refreshMargin()) {
+			return h.commitRefresh(old, stored, false)
+		}
+		from = stored
+	}
 	st.mu.Lock()
 	known := st.disc != nil || st.challenge != nil
 	st.mu.Unlock()
@@ -370,11 +379,15 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		h.refreshFailed(err)
 		return nil, err
 	}
-	tok, err := h.tokenEndpoint(disc, client).Refresh(ctx, old.RefreshToken, disc.Resource, old.Scope)
+	tok, err := h.tokenEndpoint(disc, client).Refresh(ctx, from.RefreshToken, disc.Resource, from.Scope)
 	if err != nil {
 		var te *TokenError
 		switch {
 		case errors.As(err, &te) && te.Code == "invalid_grant":
+			if stored := h.storedByOthers(from); stored != nil {
+				// Another process rotated it meanwhile.
+				return h.commitRefresh(old, stored, false)
+			}
 			h.drop(old, "the refresh token was rejected; dropping it", false)
 		case errors.As(err, &te) && (te.Code == "invalid_client" || te.Code == "unauthorized_client"):
 			h.drop(old, "the client registration was rejected; dropping it", true)
@@ -384,8 +397,16 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		return nil, err
 	}
 	if tok.Scope == "" {
-		tok.Scope = old.Scope
+		tok.Scope = from.Scope
 	}
+	return h.commitRefresh(old, tok, true)
+}
+
+// commitRefresh makes tok, which replaces old, the current token, saving
+// it first when save is set, unless a login or logout replaced old
+// meanwhile: it returns the token current then.
+func (h *Handler) commitRefresh(old, tok *Token, save bool) (*Token, error) {
+	st := h.st
 	st.commit.Lock()
 	if cur := st.current.Load(); cur != old {
 		// A login or logout finished while the refresh ran: its result
@@ -397,15 +418,47 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		}
 		return cur, nil
 	}
-	// Persist first: a rotated refresh token must survive a crash.
-	h.save(tok)
+	if save {
+		// Persist first: a rotated refresh token must survive a crash.
+		h.save(tok)
+	} else {
+		h.e.logger().Info("using the token another process refreshed", "server", h.target())
+	}
 	st.current.Store(tok)
 	st.commit.Unlock()
 	st.mu.Lock()
-	st.lastRefreshed, st.refreshedAt, st.failures, st.retryRefresh = tok.AccessToken, h.e.now(), 0, time.Time{}
+	if save {
+		st.lastRefreshed, st.refreshedAt = tok.AccessToken, h.e.now()
+	}
+	st.failures, st.retryRefresh = 0, time.Time{}
 	st.mu.Unlock()
 	h.e.logger().Debug("token refreshed", "server", h.target(), "expires_at", tok.ExpiresAt)
 	return tok, nil
+}
+
+// storedByOthers returns the stored token when another process (fast-agent,
+// a second proxy, `auth login`) wrote it since this one last read or wrote
+// the record, and it is not tok; else nil. With rotating refresh tokens,
+// only the latest refresh token is still good.
+func (h *Handler) storedByOthers(tok *Token) *Token {
+	st := h.st
+	stored, _, err := st.creds.Token(st.candidates...)
+	if err != nil || stored == nil || stored.AccessToken == tok.AccessToken {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if stored.AccessToken == st.seen || stored.AccessToken == st.dropped {
+		return nil
+	}
+	st.seen = stored.AccessToken
+	return stored
+}
+
+func (h *Handler) setSeen(accessToken string) {
+	h.st.mu.Lock()
+	h.st.seen = accessToken
+	h.st.mu.Unlock()
 }
 
 // refreshFailed backs proactive refreshes off after a transient failure;
@@ -482,7 +535,9 @@ func (h *Handler) save(tok *Token) {
 	if err := h.st.creds.SaveToken(h.st.identity, tok); err != nil {
 		h.e.logger().Warn("cannot save the token; it is kept in memory for this process only",
 			"server", h.target(), "err", err)
+		return
 	}
+	h.setSeen(tok.AccessToken)
 }
 
 func (h *Handler) tokenEndpoint(disc *Discovery, client *ClientInfo) *TokenEndpoint {

@@ -89,6 +89,7 @@ func (h *Handler) adoptStored(cur *Token, scope string) *Token {
 		return nil
 	}
 	h.e.logger().Info("using the token another process stored", "server", h.target())
+	h.setSeen(tok.AccessToken)
 	st.commit.Lock()
 	st.current.Store(tok)
 	st.commit.Unlock()
