@@ -57,6 +57,7 @@ type Engine struct {
 	initOnce  sync.Once
 	ctx       context.Context // parent of every flow; cancelled by Close
 	cancel    context.CancelFunc
+	flights   sync.WaitGroup // logins and refreshes running
 	mu        sync.Mutex
 	states    map[stateKey]*identityState
 	callbacks *Callbacks
@@ -86,11 +87,13 @@ func (e *Engine) init() {
 	})
 }
 
-// Close cancels every login and refresh in progress. Handlers must not be
-// used afterwards.
+// Close cancels every login and refresh in progress and waits for them to
+// end, which their cancellation bounds. Handlers must not be used
+// afterwards.
 func (e *Engine) Close() {
 	e.init()
 	e.cancel()
+	e.flights.Wait()
 }
 
 func (e *Engine) now() time.Time {

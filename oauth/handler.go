@@ -330,13 +330,13 @@ func (h *Handler) startRefresh(old *Token, force bool) *flight {
 	}
 	f := newFlight()
 	st.refresh = f
-	go func() {
+	h.e.flights.Go(func() {
 		f.tok, f.err = h.refresh(old)
 		st.mu.Lock()
 		st.refresh = nil
 		st.mu.Unlock()
 		close(f.done)
-	}()
+	})
 	return f
 }
 

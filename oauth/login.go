@@ -27,13 +27,13 @@ func (h *Handler) startLogin(scope string, force bool) *flight {
 	}
 	f := newFlight()
 	st.login = f
-	go func() {
+	h.e.flights.Go(func() {
 		f.tok, f.err = h.runLogin(f, scope, force)
 		st.mu.Lock()
 		st.login = nil
 		st.mu.Unlock()
 		close(f.done)
-	}()
+	})
 	return f
 }
 
