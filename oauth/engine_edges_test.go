@@ -551,3 +551,47 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 		t.Errorf("%d authorizations, want the first login only", n)
 	}
 }
+
+// TestEngineForgottenClientRegisteredAgain: an authorization server that
+// has forgotten the stored client shows an error page and never redirects.
+// After that login times out, the next one registers again instead of
+// showing the same dead client_id forever.
+func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second})
+	ctx := f.ctx()
+	follow := func(wantStatus int) {
+		link, err := f.stderr.NextLink(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		res, err := f.as.FollowLink(ctx, link)
+		switch {
+		case wantStatus == http.StatusOK && (err != nil || res.StatusCode != http.StatusOK):
+			t.Errorf("following the link: %v, %v; want the callback's 200", res, err)
+		case wantStatus != http.StatusOK && (err == nil || !strings.Contains(err.Error(), strconv.Itoa(wantStatus))):
+			t.Errorf("following the link: %v; want the authorization server's %d", err, wantStatus)
+		}
+	}
+	go follow(http.StatusOK)
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("first login: %d, %v", status, err)
+	}
+
+	f.as.ForgetClients()
+	f.as.ExpireAccessTokens()
+	f.advance(time.Minute)           // the token is no longer "just issued"
+	go follow(http.StatusBadRequest) // the error page: no redirect
+	if _, err := f.call(ctx, f.h, "tools/list"); !errors.Is(err, ErrLoginTimeout) {
+		t.Fatalf("login with the forgotten client = %v, want a timeout", err)
+	}
+
+	f.engine.LoginTimeout = 30 * time.Second
+	go follow(http.StatusOK)
+	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+		t.Fatalf("login after the timeout: %d, %v", status, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointRegister); n != 2 {
+		t.Errorf("%d registrations, want 2", n)
+	}
+}

@@ -514,6 +514,18 @@ func (h *Handler) dropClient() {
 	h.deleteStored(true)
 }
 
+// forgetClient deletes the stored client registration under every key
+// form, keeping the token.
+func (h *Handler) forgetClient() {
+	h.st.commit.Lock()
+	defer h.st.commit.Unlock()
+	for _, id := range h.st.candidates {
+		if err := h.st.creds.DeleteClient(id); err != nil {
+			h.e.logger().Warn("cannot delete the client registration", "server", h.target(), "err", err)
+		}
+	}
+}
+
 // deleteStored deletes the stored token, and with client the client
 // registration, under every key form of the identity. h.st.commit is held.
 func (h *Handler) deleteStored(client bool) {

@@ -130,6 +130,14 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 			}
 		}
 		tok, err := h.authorize(ctx, f, disc, client, scope)
+		if err != nil && !registered && h.srv.ClientID == "" && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The user never came back. An authorization server that has
+			// forgotten a client shows an error page instead of
+			// redirecting, so a stored registration is made again next time.
+			h.e.logger().Info("the login did not complete; the client registration will be made again at the next login",
+				"server", h.target(), "client_id", client.ClientID)
+			h.forgetClient()
+		}
 		var te *TokenError
 		if attempt == 0 && h.srv.ClientID == "" && errors.As(err, &te) &&
 			(te.Code == "invalid_client" || te.Code == "unauthorized_client") {
