@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -593,5 +594,56 @@ func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
 	}
 	if n := f.as.Count(oauthtest.EndpointRegister); n != 2 {
 		t.Errorf("%d registrations, want 2", n)
+	}
+}
+
+// TestEngineStepUpRefusedIsNotAskedAgainAtOnce: the authorization server
+// refuses a scope the resource asks for; each later request gets the 403
+// instead of another login link, until the cool-down ends.
+func TestEngineStepUpRefusedIsNotAskedAgainAtOnce(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true,
+		as: oauthtest.AuthServerOptions{ScopesSupported: []string{"mcp:basic"}, StrictScopes: true},
+		rs: oauthtest.ResourceOptions{ChallengeScope: "mcp:basic",
+			RequiredScopes: func(r *http.Request, body []byte) []string {
+				if oauthtest.JSONRPCMethod(body) == "tools/call" {
+					return []string{"mcp:basic", "mcp:admin"}
+				}
+				return nil
+			}},
+	})
+	ctx := f.ctx()
+	userCtx, stop := context.WithCancel(ctx)
+	var user sync.WaitGroup
+	user.Go(func() { // follows every link; the refused one ends on an error page
+		for {
+			link, err := f.stderr.NextLink(userCtx)
+			if err != nil {
+				return
+			}
+			f.as.FollowLink(userCtx, link)
+		}
+	})
+	t.Cleanup(func() { stop(); user.Wait() })
+	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	if status, err := f.call(ctx, f.h, "tools/call"); status != http.StatusForbidden || err == nil {
+		t.Errorf("first tools/call = %d, %v; want 403 and the failed step-up", status, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 2 {
+		t.Fatalf("%d authorizations, want the login and one step-up", n)
+	}
+	for i := range 3 {
+		if status, err := f.call(ctx, f.h, "tools/call"); status != http.StatusForbidden || err != nil {
+			t.Errorf("tools/call %d = %d, %v; want the upstream's 403", i+2, status, err)
+		}
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 2 {
+		t.Errorf("%d authorizations after three more refused calls, want still 2", n)
+	}
+	f.advance(stepUpCooldown + time.Second)
+	f.call(ctx, f.h, "tools/call")
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 3 {
+		t.Errorf("%d authorizations after the cool-down, want a new step-up (3)", n)
 	}
 }

@@ -48,14 +48,15 @@ type identityState struct {
 	disc          *Discovery       // cached for refreshes
 	refresh       *flight
 	login         *flight
-	lastRefreshed string    // access token the last refresh produced
-	refreshedAt   time.Time // when
-	lastLogin     string    // access token the last login produced
-	lastLoginAt   time.Time // when
-	dropped       string    // access token last dropped as dead; never adopted again
-	seen          string    // access token of the stored record this process last read or wrote
-	retryRefresh  time.Time // no proactive refresh before this (backoff)
-	failures      int       // consecutive transient refresh failures
+	lastRefreshed string               // access token the last refresh produced
+	refreshedAt   time.Time            // when
+	lastLogin     string               // access token the last login produced
+	lastLoginAt   time.Time            // when
+	dropped       string               // access token last dropped as dead; never adopted again
+	seen          string               // access token of the stored record this process last read or wrote
+	refused       map[string]time.Time // scope sets a step-up did not get, and when
+	retryRefresh  time.Time            // no proactive refresh before this (backoff)
+	failures      int                  // consecutive transient refresh failures
 }
 
 // flight is one refresh or login that any number of callers wait for.
@@ -281,10 +282,41 @@ func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) 
 		return false, nil
 	}
 	needed := unionScopes(granted, strings.Fields(h.srv.Scope), asked)
+	key := strings.Join(slices.Sorted(slices.Values(needed)), " ")
+	now := h.e.now()
+	h.st.mu.Lock()
+	at, refused := h.st.refused[key]
+	h.st.mu.Unlock()
+	if refused && now.Sub(at) < stepUpCooldown {
+		// Each request would otherwise print another link for what the
+		// user or the authorization server has just refused.
+		h.e.logger().Debug("not asking again for scopes a step-up did not get", "server", h.target(),
+			"scope", key, "retry_after", at.Add(stepUpCooldown))
+		return false, nil
+	}
 	h.e.logger().Info("the server asks for more scopes; authorizing again",
 		"server", h.target(), "scope", strings.Join(needed, " "))
-	return h.waitLogin(ctx, h.startLogin(strings.Join(needed, " "), false))
+	ok, err := h.waitLogin(ctx, h.startLogin(strings.Join(needed, " "), false))
+	failed := err != nil && !errors.Is(err, ErrLoginPending)
+	if cur := h.st.current.Load(); ok && (cur == nil || !isSubset(asked, cur.Scopes())) {
+		failed = true // authorized, but without what the server asked for
+	}
+	if failed {
+		h.e.logger().Warn("the step-up did not get the scopes the server asks for; the server's 403 goes to the client until "+
+			now.Add(stepUpCooldown).Format(time.TimeOnly), "server", h.target(), "scope", key)
+		h.st.mu.Lock()
+		if h.st.refused == nil {
+			h.st.refused = make(map[string]time.Time)
+		}
+		h.st.refused[key] = now
+		h.st.mu.Unlock()
+	}
+	return ok, err
 }
+
+// stepUpCooldown is how long a scope set a step-up did not get is not
+// asked for again (`auth login` still can).
+const stepUpCooldown = 5 * time.Minute
 
 // Login runs a new login for the upstream, whatever is stored, after
 // probing the upstream for its challenge. It is what `auth login` does.
