@@ -12,7 +12,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -79,7 +81,23 @@ type Auth struct {
 	ClientID          string // pre-registered client; "" uses CIMD or dynamic registration
 	ClientSecret      string // secret of the pre-registered client; "" for a public client
 	ClientMetadataURL string // client ID metadata document URL (CIMD); "" when unset
+	// Resource replaces the RFC 8707 resource indicator sent in the
+	// authorization and token requests; "" sends the discovered one and
+	// ResourceNone none at all (Entra ID v2 refuses it with scopes).
+	Resource string
+	// AuthorizeParams are added to the authorization URL (e.g. Google's
+	// access_type=offline, Auth0's audience). The parameters of the flow
+	// itself cannot be set.
+	AuthorizeParams map[string]string
 }
+
+// ResourceNone is the Auth.Resource that sends no resource parameter:
+// `resource: false` (or "none") in the config.
+const ResourceNone = "none"
+
+// reservedParams are the authorization request parameters the flow sets.
+var reservedParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state",
+	"code_challenge", "code_challenge_method", "resource"}
 
 // DefaultAuth returns the settings of a server without an auth section.
 func DefaultAuth() Auth {
@@ -194,6 +212,22 @@ func (a Auth) problems() []problem {
 	if a.ClientMetadataURL != "" {
 		if msg := checkClientMetadataURL(a.ClientMetadataURL); msg != "" {
 			add("client_metadata_url", "%s", msg)
+		}
+	}
+	if a.Resource != "" && a.Resource != ResourceNone {
+		if u, msg := parseURL(a.Resource); msg != "" {
+			add("resource", "%s", msg)
+		} else if !u.IsAbs() || u.Fragment != "" {
+			add("resource", "%q must be an absolute URI without a fragment (RFC 8707), or false to send none", a.Resource)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.AuthorizeParams)) {
+		switch {
+		case k == "":
+			add("authorize_params", "a parameter has no name")
+		case slices.Contains(reservedParams, strings.ToLower(k)):
+			ps = append(ps, problem{keyPath{"auth", "authorize_params", k},
+				"is set by the authorization flow itself (use auth.scope or auth.resource for those)"})
 		}
 	}
 	if a.ClientSecret != "" && a.ClientID == "" {

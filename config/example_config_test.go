@@ -35,6 +35,13 @@ func TestExampleConfigFile(t *testing.T) {
 			a.ClientID, a.Scope = "mcp-oauth-proxy", "crm.read crm.write"
 		}),
 	}, {
+		Name:      "entra",
+		Transport: HTTP,
+		URL:       "https://entra.example.com/mcp",
+		Auth: auth(func(a *Auth) {
+			a.Resource, a.AuthorizeParams = ResourceNone, map[string]string{"prompt": "select_account"}
+		}),
+	}, {
 		Name:      "filesystem",
 		Transport: Stdio,
 		Command:   "npx",

@@ -83,7 +83,7 @@ var (
 	}
 	authKeys = keySet{
 		ours: []string{"oauth", "persist", "redirect_port", "redirect_path", "scope",
-			"client_id", "client_secret", "client_metadata_url"},
+			"client_id", "client_secret", "client_metadata_url", "resource", "authorize_params"},
 		fastAgent: []string{"forward"},
 	}
 	proxyKeys = keySet{ours: []string{"listen"}}

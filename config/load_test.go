@@ -119,6 +119,11 @@ mcp:
         client_id: 12345
         client_secret: ${CRM_SECRET}
         client_metadata_url: https://client.example.com/c.json
+        resource: https://crm.example.com/
+        authorize_params: {access_type: offline, max_age: 3600}
+    entra:
+      url: https://entra.example.com/mcp
+      auth: {resource: false}
 `, "", map[string]string{"CRM_OAUTH": "yes", "CRM_PORT": "4040", "CRM_SECRET": "s3cret"})
 	want := Auth{
 		OAuth:             true,
@@ -129,9 +134,14 @@ mcp:
 		ClientID:          "12345",
 		ClientSecret:      "s3cret",
 		ClientMetadataURL: "https://client.example.com/c.json",
+		Resource:          "https://crm.example.com/",
+		AuthorizeParams:   map[string]string{"access_type": "offline", "max_age": "3600"},
 	}
 	if diff := cmp.Diff(want, mustServer(t, c, "crm").Auth); diff != "" {
 		t.Errorf("Auth (-want +got):\n%s", diff)
+	}
+	if got := mustServer(t, c, "entra").Auth.Resource; got != ResourceNone {
+		t.Errorf("resource: false gave Resource %q, want ResourceNone", got)
 	}
 }
 
@@ -439,6 +449,21 @@ func TestLoadValidationErrors(t *testing.T) {
 		name:   "scope list with a mapping",
 		config: "mcp: {servers: {hf: {url: https://h.example/mcp, auth: {scope: [a, {b: c}]}}}}",
 		want:   []string{"config: {file}: mcp.servers.hf.auth.scope[1]: must be a string, not a mapping"},
+	}, {
+		name: "resource and authorize_params",
+		config: "mcp: {servers: {" +
+			"a: {url: https://h.example/mcp, auth: {resource: true, authorize_params: [x]}}, " +
+			"b: {url: https://h.example/mcp, auth: {resource: /relative, authorize_params: {state: x, Client_ID: y, prompt: consent}}}, " +
+			"c: {url: https://h.example/mcp, auth: {resource: 'https://h.example/mcp#f', authorize_params: {p: [1]}}}}}",
+		want: []string{
+			"config: {file}: mcp.servers.a.auth.resource: true is not a resource (want a URI, or false to send none)",
+			"config: {file}: mcp.servers.a.auth.authorize_params: must be a map of parameter names to values, not a list",
+			`config: {file}: mcp.servers.b.auth.resource: "/relative" must be an absolute URI without a fragment (RFC 8707), or false to send none`,
+			"config: {file}: mcp.servers.b.auth.authorize_params.Client_ID: is set by the authorization flow itself (use auth.scope or auth.resource for those)",
+			"config: {file}: mcp.servers.b.auth.authorize_params.state: is set by the authorization flow itself (use auth.scope or auth.resource for those)",
+			"config: {file}: mcp.servers.c.auth.authorize_params.p: must be a string, not a list",
+			`config: {file}: mcp.servers.c.auth.resource: "https://h.example/mcp#f" must be an absolute URI without a fragment (RFC 8707), or false to send none`,
+		},
 	}, {
 		name:   "client_metadata_url http",
 		config: "mcp: {servers: {hf: {url: https://h.example/mcp, auth: {client_metadata_url: 'http://c.example/c.json'}}}}",

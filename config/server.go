@@ -34,6 +34,8 @@ type rawAuth struct {
 	ClientID          any `mapstructure:"client_id"`
 	ClientSecret      any `mapstructure:"client_secret"`
 	ClientMetadataURL any `mapstructure:"client_metadata_url"`
+	Resource          any `mapstructure:"resource"`
+	AuthorizeParams   any `mapstructure:"authorize_params"`
 }
 
 // decode fills out from m and warns about each key of m that neither we nor
@@ -219,7 +221,44 @@ func (b *builder) auth(v any, path keyPath) Auth {
 	secret, _ := b.scalar(raw.ClientSecret, path.child("client_secret"))
 	cimd, _ := b.str(raw.ClientMetadataURL, path.child("client_metadata_url"))
 	a.ClientID, a.ClientSecret, a.ClientMetadataURL = strings.TrimSpace(id), strings.TrimSpace(secret), strings.TrimSpace(cimd)
+	a.Resource = b.resource(raw.Resource, path.child("resource"))
+	a.AuthorizeParams = b.authorizeParams(raw.AuthorizeParams, path.child("authorize_params"))
 	return a
+}
+
+// resource accepts a resource URI, or false (or "none") for no resource
+// parameter at all, which is ResourceNone.
+func (b *builder) resource(v any, path keyPath) string {
+	if v == nil {
+		return ""
+	}
+	if on, ok := v.(bool); ok {
+		if on {
+			b.errorf(path, "true is not a resource (want a URI, or false to send none)")
+		}
+		return ResourceNone
+	}
+	s, _ := b.str(v, path)
+	return strings.TrimSpace(s)
+}
+
+// authorizeParams accepts a map of names to scalar values.
+func (b *builder) authorizeParams(v any, path keyPath) map[string]string {
+	if v == nil {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		b.errorf(path, "must be a map of parameter names to values, not %s", kind(v))
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		if s, ok := b.scalar(x, path.child(k)); ok {
+			out[k] = s
+		}
+	}
+	return out
 }
 
 // scope accepts a string or a list of strings, as fast-agent does, and

@@ -19,6 +19,9 @@ type AuthRequest struct {
 	Resource    string // "" sends no resource
 	State       string // from NewState
 	Verifier    string // from NewVerifier; only its S256 challenge is sent
+	// Params are further parameters (e.g. access_type=offline); they
+	// never replace the ones above.
+	Params map[string]string
 }
 
 // NewVerifier returns a new PKCE code verifier: 32 random bytes,
@@ -37,6 +40,9 @@ func NewState() string { return rand.Text() }
 // Parameters of the endpoint with the same names are replaced.
 func (r AuthRequest) URL() string {
 	q := url.Values{}
+	for k, v := range r.Params {
+		q.Set(k, v)
+	}
 	q.Set("response_type", "code")
 	q.Set("client_id", r.ClientID)
 	q.Set("redirect_uri", r.RedirectURI)

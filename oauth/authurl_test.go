@@ -136,3 +136,20 @@ func TestNewVerifierAndState(t *testing.T) {
 		seen[v], seen[s] = true, true
 	}
 }
+
+// Further parameters are added, and never replace the flow's own.
+func TestAuthRequestParams(t *testing.T) {
+	r := AuthRequest{Endpoint: "https://as.example/authorize", ClientID: "cid", RedirectURI: "http://localhost:3030/callback",
+		Scope: "a", Resource: "https://mcp.example/", State: "st", Verifier: NewVerifier(),
+		Params: map[string]string{"access_type": "offline", "audience": "https://api", "state": "evil", "client_id": "evil"}}
+	u, err := url.Parse(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	for k, want := range map[string]string{"access_type": "offline", "audience": "https://api", "state": "st", "client_id": "cid"} {
+		if got := q[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("%s = %q, want [%q]", k, got, want)
+		}
+	}
+}

@@ -175,10 +175,29 @@ type Server struct {
 	// the authorization server supports them.
 	ClientMetadataURL string
 
+	// Resource, when set, is the RFC 8707 resource indicator sent instead
+	// of the discovered one; OmitResource sends none (Entra ID v2 refuses
+	// it alongside scopes).
+	Resource     string
+	OmitResource bool
+	// AuthorizeParams are added to the authorization URL.
+	AuthorizeParams map[string]string
+
 	// RedirectPort and RedirectPath form the redirect URI
 	// http://localhost:<port><path>; 0 and "" mean 3030 and /callback.
 	RedirectPort int
 	RedirectPath string
+}
+
+// resource returns the resource indicator to send for disc.
+func (s Server) resource(disc *Discovery) string {
+	switch {
+	case s.OmitResource:
+		return ""
+	case s.Resource != "":
+		return s.Resource
+	}
+	return disc.Resource
 }
 
 func (s Server) redirectPort() int {

@@ -411,7 +411,7 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		h.refreshFailed(err)
 		return nil, err
 	}
-	tok, err := h.tokenEndpoint(disc, client).Refresh(ctx, from.RefreshToken, disc.Resource, from.Scope)
+	tok, err := h.tokenEndpoint(disc, client).Refresh(ctx, from.RefreshToken, h.srv.resource(disc), from.Scope)
 	if err != nil {
 		var te *TokenError
 		switch {

@@ -188,7 +188,8 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 		ClientID:    client.ClientID,
 		RedirectURI: redirectURI,
 		Scope:       scope,
-		Resource:    disc.Resource,
+		Resource:    h.srv.resource(disc),
+		Params:      h.srv.AuthorizeParams,
 		State:       state,
 		Verifier:    verifier,
 	}.URL()
@@ -205,7 +206,7 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 			return nil, fmt.Errorf("oauth: authorization response came from issuer %q, want %q", res.Iss, disc.Metadata.Issuer)
 		}
 	}
-	tok, err := h.tokenEndpoint(disc, client).Exchange(ctx, res.Code, verifier, redirectURI, disc.Resource)
+	tok, err := h.tokenEndpoint(disc, client).Exchange(ctx, res.Code, verifier, redirectURI, h.srv.resource(disc))
 	if err != nil {
 		return nil, err
 	}

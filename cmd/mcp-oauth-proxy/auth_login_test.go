@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,5 +277,56 @@ func TestAuthLoginCancelled(t *testing.T) {
 	}
 	if stdout.String() != "" {
 		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+// --resource and --authorize-param (auth.resource, auth.authorize_params)
+// reach the authorization and token requests: identity providers such as
+// Entra ID v2 refuse a resource, Google wants access_type=offline.
+func TestAuthLoginResourceAndAuthorizeParams(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		flags        []string
+		wantResource string // "" for none
+		wantParams   map[string]string
+	}{
+		{"none", []string{"--resource", "none", "--authorize-param", "access_type=offline,prompt=login"},
+			"", map[string]string{"access_type": "offline", "prompt": "login"}},
+		{"another", []string{"--resource", "https://api.example.com/"}, "https://api.example.com/", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{})
+			rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+			args := append([]string{"auth", "login", rs.Endpoint, "--redirect-port", strconv.Itoa(freePort(t))}, tc.flags...)
+			stderr, wait := startCLI(t, newFakeKeychain(), args...)
+			followNextLink(t, stderr, as)
+			if r := wait(); r.code != 0 {
+				t.Fatalf("auth login exited %d:\n%s", r.code, r.stderr)
+			}
+			for _, req := range as.Requests() {
+				var got url.Values
+				switch req.Endpoint {
+				case oauthtest.EndpointAuthorize:
+					got = req.Query
+					for k, v := range tc.wantParams {
+						if got.Get(k) != v {
+							t.Errorf("authorize %s = %q, want %q", k, got.Get(k), v)
+						}
+					}
+				case oauthtest.EndpointToken:
+					got = req.Form
+				default:
+					continue
+				}
+				if _, sent := got["resource"]; sent != (tc.wantResource != "") || got.Get("resource") != tc.wantResource {
+					t.Errorf("%s resource = %q (sent %v), want %q", req.Endpoint, got.Get("resource"), sent, tc.wantResource)
+				}
+			}
+		})
+	}
+
+	r := runCLI(t, newFakeKeychain(), "auth", "login", "https://mcp.example.com/mcp", "--authorize-param", "state=x")
+	if r.code == 0 || !strings.Contains(r.stderr, "auth.authorize_params.state") {
+		t.Errorf("--authorize-param state=x: exit %d, stderr %q; want an error naming it", r.code, r.stderr)
 	}
 }

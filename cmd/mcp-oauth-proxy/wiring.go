@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -27,6 +28,8 @@ type authFlags struct {
 	clientID          string
 	clientSecret      string
 	clientMetadataURL string
+	resource          string
+	authorizeParams   map[string]string
 
 	cmd *cobra.Command // to tell which flags were given
 }
@@ -41,6 +44,8 @@ func (f *authFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clientID, "client-id", "", "a pre-registered OAuth client ID")
 	fl.StringVar(&f.clientSecret, "client-secret", "", "the pre-registered client's secret")
 	fl.StringVar(&f.clientMetadataURL, "client-metadata-url", "", "a client ID metadata document URL (CIMD), used when the server supports it")
+	fl.StringVar(&f.resource, "resource", "", "RFC 8707 resource to send instead of the discovered one, or none to send none (Entra ID v2)")
+	fl.StringToStringVar(&f.authorizeParams, "authorize-param", nil, "extra authorization URL parameter NAME=VALUE, e.g. access_type=offline (repeatable)")
 }
 
 // apply overlays the flags that were given on s and checks the result as
@@ -74,6 +79,16 @@ func (f *authFlags) apply(s *config.Server) error {
 	}
 	if changed("client-metadata-url") {
 		s.Auth.ClientMetadataURL = f.clientMetadataURL
+	}
+	if changed("resource") {
+		s.Auth.Resource = strings.TrimSpace(f.resource)
+	}
+	if changed("authorize-param") {
+		s.Auth.AuthorizeParams = maps.Clone(s.Auth.AuthorizeParams)
+		if s.Auth.AuthorizeParams == nil {
+			s.Auth.AuthorizeParams = make(map[string]string)
+		}
+		maps.Copy(s.Auth.AuthorizeParams, f.authorizeParams)
 	}
 	return s.Validate()
 }
@@ -148,6 +163,9 @@ func (a *app) oauthServer(s config.Server) oauth.Server {
 		ClientID:          s.Auth.ClientID,
 		ClientSecret:      s.Auth.ClientSecret,
 		ClientMetadataURL: s.Auth.ClientMetadataURL,
+		Resource:          s.Auth.Resource,
+		OmitResource:      s.Auth.Resource == config.ResourceNone,
+		AuthorizeParams:   s.Auth.AuthorizeParams,
 		RedirectPort:      s.Auth.RedirectPort,
 		RedirectPath:      s.Auth.RedirectPath,
 	}
