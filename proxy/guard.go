@@ -80,7 +80,10 @@ func (g *guard) check(r *http.Request) error {
 	}
 	origins := r.Header.Values("Origin")
 	for _, origin := range origins {
-		if !loopbackOrigin(origin) {
+		// An Origin naming the Host the request was sent to (a name the
+		// check above accepted) is this listener's own page, as a
+		// loopback one is.
+		if !loopbackOrigin(origin) && !strings.EqualFold(origin, "http://"+r.Host) {
 			return fmt.Errorf("refused request with Origin %q: only local clients may use this listener", origin)
 		}
 	}

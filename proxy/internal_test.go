@@ -158,6 +158,10 @@ func TestGuardCheck(t *testing.T) {
 		{"null origin", Server{}, Options{}, local, "127.0.0.1:7001", "null", false},
 		{"file origin", Server{}, Options{}, local, "127.0.0.1:7001", "file://", false},
 		{"lookalike origin", Server{}, Options{}, local, "127.0.0.1:7001", "http://localhost.evil.example", false},
+		{"own origin under an allowed host", Server{}, Options{AllowedHosts: []string{"box.local"}}, local, "box.local:7001", "http://box.local:7001", true},
+		{"own origin, other port", Server{}, Options{AllowedHosts: []string{"box.local"}}, local, "box.local:7001", "http://box.local:7002", false},
+		{"other allowed host's origin", Server{}, Options{AllowedHosts: []string{"box.local", "b.local"}}, local, "box.local:7001", "http://b.local:7001", false},
+		{"own origin with AllowRemote", Server{Listen: "0.0.0.0:7001"}, Options{AllowRemote: true}, remote, "192.168.1.5:7001", "http://192.168.1.5:7001", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

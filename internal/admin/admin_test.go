@@ -462,6 +462,24 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	}
 }
 
+// Opened under an allowed host name, the page's own buttons work: the
+// browser's Origin is then that name, not a loopback one.
+func TestOwnPostUnderAllowedHost(t *testing.T) {
+	f := newFixture(t, func(o *admin.Options) { o.Guard.AllowedHosts = []string{"proxy.internal"} })
+	u, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := "proxy.internal:" + u.Port()
+	r := f.do(t, http.MethodPost, "/logout", url.Values{"identity": {"https://mcp.example"}}, func(r *http.Request) {
+		r.Host = host
+		r.Header.Set("Origin", "http://"+host)
+	})
+	if r.status != http.StatusSeeOther || f.loggedIn.loggedOut() != 1 {
+		t.Errorf("POST /logout from http://%s: %d %s; want the log-out done", host, r.status, r.body)
+	}
+}
+
 func TestForeignHostRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, path := range []string{"/", "/api/status", "/static/refresh.js"} {
