@@ -144,9 +144,11 @@ type Keychain struct {
 	neverChunk bool
 	memory     *Memory
 
-	// mu keeps this process's own reads from seeing a chunked value
-	// half-written; Set and Delete hold it exclusively.
-	mu sync.RWMutex
+	// mu makes this process's keychain calls one at a time: reads never
+	// see a chunked value half-written, and when the keychain hangs, one
+	// call waits for the deadline while the others then find it given up
+	// instead of each leaving a goroutine stuck in it.
+	mu sync.Mutex
 
 	broken  atomic.Bool // the keychain has been given up
 	stateMu sync.Mutex
@@ -156,7 +158,7 @@ type Keychain struct {
 // Get returns the value stored under key, or ErrNotFound.
 func (k *Keychain) Get(key string) (v []byte, err error) {
 	k.ready()
-	if k.useKeychain(false, func() error { v, err = k.get(key); return err }) {
+	if k.useKeychain(func() error { v, err = k.get(key); return err }) {
 		return v, err
 	}
 	return k.memory.Get(key)
@@ -170,7 +172,7 @@ func (k *Keychain) Set(key string, value []byte) (err error) {
 		return fmt.Errorf("store: value for key %q is not valid UTF-8 text", key)
 	}
 	k.ready()
-	if k.useKeychain(true, func() error { err = k.set(key, value); return err }) {
+	if k.useKeychain(func() error { err = k.set(key, value); return err }) {
 		return err
 	}
 	return k.memory.Set(key, value)
@@ -180,7 +182,7 @@ func (k *Keychain) Set(key string, value []byte) (err error) {
 // there is none.
 func (k *Keychain) Delete(key string) (err error) {
 	k.ready()
-	if k.useKeychain(true, func() error { err = k.delete(key); return err }) {
+	if k.useKeychain(func() error { err = k.delete(key); return err }) {
 		return err
 	}
 	return k.memory.Delete(key)
@@ -265,17 +267,12 @@ func (k *Keychain) probe() {
 // useKeychain runs f against the keychain under mu unless the keychain has
 // been given up. It reports false when the caller must use memory instead:
 // the keychain was given up before, or f failed with an unusableError.
-func (k *Keychain) useKeychain(exclusive bool, f func() error) bool {
+func (k *Keychain) useKeychain(f func() error) bool {
 	if k.broken.Load() {
 		return false
 	}
-	if exclusive {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-	} else {
-		k.mu.RLock()
-		defer k.mu.RUnlock()
-	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.broken.Load() { // given up while this call waited for mu
 		return false
 	}

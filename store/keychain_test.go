@@ -94,30 +94,57 @@ func TestKeychainHungBackend(t *testing.T) {
 	}
 }
 
+// A keychain that hangs while reads are already under way: only one of
+// them waits in it, the others find it given up.
+func TestKeychainHangsDuringConcurrentReads(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var hang atomic.Bool
+	var reached atomic.Int32
+	f := &fakeBackend{hook: func(op, service, user string) error {
+		if hang.Load() && service == testService {
+			reached.Add(1)
+			<-release
+		}
+		return nil
+	}}
+	k, _ := newFakeKeychain(f)
+	k.Timeout = 200 * time.Millisecond
+	if _, err := k.Get("warm-up"); !errors.Is(err, ErrNotFound) || k.Status().Backend == "memory" {
+		t.Fatalf("before the hang: Get = %v, status %+v", err, k.Status())
+	}
+
+	hang.Store(true)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			start := time.Now()
+			if _, err := k.Get(fmt.Sprintf("key-%d", i)); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get = %v, want ErrNotFound from memory", err)
+			}
+			if d := time.Since(start); d > callBound {
+				t.Errorf("Get took %v with a hung keychain", d)
+			}
+		})
+	}
+	wg.Wait()
+	if n := reached.Load(); n != 1 {
+		t.Errorf("%d calls reached the hung keychain, want 1", n)
+	}
+}
+
+// Many calls at once against a keychain that fails: one warning, and only
+// the first call reaches the keychain.
 func TestKeychainConcurrentFailuresWarnOnce(t *testing.T) {
 	t.Parallel()
 	const n = 50
 	errLocked := errors.New("failed to unlock correct collection '/org/freedesktop/secrets/collection/login'")
-	var (
-		mu      sync.Mutex
-		entered int
-		all     = make(chan struct{})
-	)
+	var reached atomic.Int32
 	f := &fakeBackend{hook: func(op, service, user string) error {
 		if service != testService {
 			return nil
 		}
-		// Hold every Get until all n are inside the keychain, so they
-		// fail together.
-		mu.Lock()
-		if entered++; entered == n {
-			close(all)
-		}
-		mu.Unlock()
-		select {
-		case <-all:
-		case <-time.After(callBound):
-		}
+		reached.Add(1)
 		return errLocked
 	}}
 	k, log := newFakeKeychain(f)
@@ -135,6 +162,9 @@ func TestKeychainConcurrentFailuresWarnOnce(t *testing.T) {
 	}
 	if st := k.Status(); st.Reason != errLocked.Error() {
 		t.Errorf("Status.Reason = %q, want %q", st.Reason, errLocked)
+	}
+	if got := reached.Load(); got != 1 {
+		t.Errorf("%d calls reached the failing keychain, want 1", got)
 	}
 }
 
