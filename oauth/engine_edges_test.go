@@ -17,6 +17,18 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 )
 
+// refreshInFlight returns the refresh h is running, which the test expects
+// a Token call to have started.
+func refreshInFlight(t *testing.T, h *Handler) *flight {
+	t.Helper()
+	h.st.mu.Lock()
+	defer h.st.mu.Unlock()
+	if h.st.refresh == nil {
+		t.Fatal("Token started no refresh inside the refresh margin")
+	}
+	return h.st.refresh
+}
+
 // heldRefresh arms a fixture's authorization server to hold the next token
 // response until release is closed; entered is closed when it arrives.
 type heldRefresh struct {
@@ -49,12 +61,7 @@ func startHeldRefresh(t *testing.T, f *engineFixture, hr *heldRefresh) *flight {
 	if _, err := f.h.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.h.st.mu.Lock()
-	fl := f.h.st.refresh
-	f.h.st.mu.Unlock()
-	if fl == nil {
-		t.Fatal("Token started no refresh inside the margin")
-	}
+	fl := refreshInFlight(t, f.h)
 	select {
 	case <-hr.entered:
 	case <-ctx.Done():
@@ -243,12 +250,7 @@ func TestEngineRefreshWithoutClientBacksOff(t *testing.T) {
 	if tok, _ := h.Token(ctx); tok != "at" {
 		t.Fatalf("Token = %q", tok)
 	}
-	h.st.mu.Lock()
-	fl := h.st.refresh
-	h.st.mu.Unlock()
-	if fl == nil {
-		t.Fatal("no refresh started inside the margin")
-	}
+	fl := refreshInFlight(t, h)
 	<-fl.done
 	if fl.err == nil {
 		t.Fatal("refresh without a client succeeded")
@@ -384,12 +386,7 @@ func TestEngineRefreshAfterRestartFindsTheRealServer(t *testing.T) {
 	if _, err := h.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h.st.mu.Lock()
-	fl := h.st.refresh
-	h.st.mu.Unlock()
-	if fl == nil {
-		t.Fatal("no refresh started inside the margin")
-	}
+	fl := refreshInFlight(t, h)
 	<-fl.done
 	if fl.err != nil {
 		t.Fatalf("refresh after restart: %v", fl.err)
@@ -399,22 +396,12 @@ func TestEngineRefreshAfterRestartFindsTheRealServer(t *testing.T) {
 			t.Errorf("the MCP server got %s %s", r.Method, r.Path)
 		}
 	}
-	if n := tokenGrantCount(f.as, "refresh_token"); n != 1 {
+	if n := f.as.CountGrant("refresh_token"); n != 1 {
 		t.Errorf("%d refreshes at the authorization server, want 1", n)
 	}
 	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
 		t.Errorf("%d authorizations, want the first login only", n)
 	}
-}
-
-func tokenGrantCount(as *oauthtest.AuthServer, grant string) int {
-	n := 0
-	for _, r := range as.Requests() {
-		if r.Endpoint == oauthtest.EndpointToken && r.Form.Get("grant_type") == grant {
-			n++
-		}
-	}
-	return n
 }
 
 // The refresh token never goes to a token endpoint of another issuer than
@@ -435,12 +422,7 @@ func TestEngineRefreshOnlyAtTheRegisteringIssuer(t *testing.T) {
 	if _, err := f.h.Token(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.h.st.mu.Lock()
-	fl := f.h.st.refresh
-	f.h.st.mu.Unlock()
-	if fl == nil {
-		t.Fatal("no refresh started inside the margin")
-	}
+	fl := refreshInFlight(t, f.h)
 	<-fl.done
 	if fl.err == nil || !strings.Contains(fl.err.Error(), "not refreshing") {
 		t.Errorf("refresh = %v, want it refused", fl.err)
@@ -480,12 +462,7 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 		if _, err := h.Token(ctx); err != nil {
 			t.Fatal(err)
 		}
-		h.st.mu.Lock()
-		fl := h.st.refresh
-		h.st.mu.Unlock()
-		if fl == nil {
-			t.Fatal("no refresh started inside the margin")
-		}
+		fl := refreshInFlight(t, h)
 		<-fl.done
 		return fl
 	}
@@ -497,7 +474,7 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 		t.Fatalf("second process's refresh: %v", fl.err)
 	}
 
-	if n := tokenGrantCount(f.as, "refresh_token"); n != 1 {
+	if n := f.as.CountGrant("refresh_token"); n != 1 {
 		t.Errorf("%d refreshes, want 1: the second process must use the first one's", n)
 	}
 	if a, bt := f.h.Current(), b.Current(); a == nil || bt == nil || a.AccessToken != bt.AccessToken {
@@ -531,18 +508,13 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 		if _, err := f.h.Token(ctx); err != nil {
 			t.Fatal(err)
 		}
-		f.h.st.mu.Lock()
-		fl := f.h.st.refresh
-		f.h.st.mu.Unlock()
-		if fl == nil {
-			t.Fatalf("refresh %d did not start", i+1)
-		}
+		fl := refreshInFlight(t, f.h)
 		<-fl.done
 		if fl.err != nil {
 			t.Fatalf("refresh %d: %v", i+1, fl.err)
 		}
 	}
-	if n := tokenGrantCount(f.as, "refresh_token"); n != 2 {
+	if n := f.as.CountGrant("refresh_token"); n != 2 {
 		t.Errorf("%d refreshes, want 2", n)
 	}
 	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {

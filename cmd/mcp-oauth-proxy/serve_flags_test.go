@@ -45,14 +45,7 @@ func TestServeValidatesFlagOverrides(t *testing.T) {
 		{[]string{"--transport", "ws"}, `server "docs": transport: "ws" is not a transport`},
 		{[]string{"--transport", "stdio"}, "--transport stdio"},
 	} {
-		srv := startServe(t, newFakeKeychain(), append([]string{"--config", cfg}, tt.flags...)...)
-		r := srv.wait()
-		if r.code == 0 || !strings.Contains(r.stderr, tt.want) {
-			t.Errorf("serve %q: exit %d, stderr %q; want an error with %q", tt.flags, r.code, r.stderr, tt.want)
-		}
-		if r.stdout != "" {
-			t.Errorf("serve %q printed a start table:\n%s", tt.flags, r.stdout)
-		}
+		wantServeRefused(t, append([]string{"--config", cfg}, tt.flags...), tt.want)
 	}
 }
 
@@ -120,14 +113,7 @@ proxy:
 			fmt.Sprintf(`--listen 127.0.0.1:%d: port %d is the OAuth callback port`, p, p),
 		},
 	} {
-		srv := startServe(t, newFakeKeychain(), tt.args...)
-		r := srv.wait()
-		if r.code == 0 || !strings.Contains(r.stderr, tt.want) {
-			t.Errorf("serve %q: exit %d, stderr %q; want an error with %q", tt.args, r.code, r.stderr, tt.want)
-		}
-		if r.stdout != "" {
-			t.Errorf("serve %q printed a start table:\n%s", tt.args, r.stdout)
-		}
+		wantServeRefused(t, tt.args, tt.want)
 	}
 }
 
@@ -153,5 +139,18 @@ func TestServeDefaultStatusPageGivesWay(t *testing.T) {
 	r := runCLI(t, newFakeKeychain(), "serve", "--url", "http://127.0.0.1:9/mcp", "--listen", addr, "--admin", addr)
 	if want := "--admin " + addr + ": port " + strconv.Itoa(port); r.code == 0 || !strings.Contains(r.stderr, want) {
 		t.Errorf("serve --admin on the listener's port: exit %d, stderr %q; want an error with %q", r.code, r.stderr, want)
+	}
+}
+
+// wantServeRefused runs serve with args and expects it to stop before
+// starting, with an error containing want and no start table.
+func wantServeRefused(t *testing.T, args []string, want string) {
+	t.Helper()
+	r := startServe(t, newFakeKeychain(), args...).wait()
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("serve %q: exit %d, stderr %q; want an error with %q", args, r.code, r.stderr, want)
+	}
+	if r.stdout != "" {
+		t.Errorf("serve %q printed a start table:\n%s", args, r.stdout)
 	}
 }

@@ -272,14 +272,3 @@ func countRequests(rs *oauthtest.ResourceServer, match func(oauthtest.Request) b
 	}
 	return n
 }
-
-// tokenRequests counts the token endpoint requests of a grant type.
-func tokenRequests(as *oauthtest.AuthServer, grantType string) int {
-	n := 0
-	for _, r := range as.Requests() {
-		if r.Endpoint == oauthtest.EndpointToken && r.Form.Get("grant_type") == grantType {
-			n++
-		}
-	}
-	return n
-}

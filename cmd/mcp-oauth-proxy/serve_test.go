@@ -356,7 +356,7 @@ func TestServeConcurrentFirstRequests(t *testing.T) {
 	if links := srv.links(); len(links) != 1 {
 		t.Errorf("%d links printed, want 1", len(links))
 	}
-	if n := tokenRequests(as, "authorization_code"); n != 1 {
+	if n := as.CountGrant("authorization_code"); n != 1 {
 		t.Errorf("%d code exchanges, want 1", n)
 	}
 }
@@ -462,7 +462,7 @@ func TestServeStoredTokenAndRefresh(t *testing.T) {
 	callEcho(t, ctx, cs, "refreshed")
 	callEcho(t, ctx, cs, "again")
 
-	if n := tokenRequests(as, "refresh_token"); n != 1 {
+	if n := as.CountGrant("refresh_token"); n != 1 {
 		t.Errorf("%d refreshes, want 1", n)
 	}
 	if n := as.Count(oauthtest.EndpointAuthorize); n != 0 {

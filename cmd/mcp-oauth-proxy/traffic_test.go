@@ -121,7 +121,7 @@ proxy:
 	if code, body, err := trafficPost(rctx, local, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`); err != nil || code != http.StatusOK {
 		t.Fatalf("tools/list after expiry: %d %s %v\n%s", code, body, err, stderr)
 	}
-	if n := tokenGrants(as, "refresh_token"); n != 1 {
+	if n := as.CountGrant("refresh_token"); n != 1 {
 		t.Fatalf("%d refreshes, want 1", n)
 	}
 
@@ -223,16 +223,6 @@ type httpError struct {
 }
 
 func (e *httpError) Error() string { return strconv.Itoa(e.code) + " " + e.body }
-
-func tokenGrants(as *oauthtest.AuthServer, grant string) int {
-	n := 0
-	for _, r := range as.Requests() {
-		if r.Endpoint == oauthtest.EndpointToken && r.Form.Get("grant_type") == grant {
-			n++
-		}
-	}
-	return n
-}
 
 // checkTrafficLog checks the JSON traffic lines: one per exchange, of
 // every kind, with the replays marked.

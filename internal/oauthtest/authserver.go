@@ -374,6 +374,18 @@ func (s *AuthServer) Requests() []Request { return s.rec.all() }
 // Count returns how many requests reached endpoint (an Endpoint constant).
 func (s *AuthServer) Count(endpoint string) int { return s.rec.count(endpoint) }
 
+// CountGrant returns how many token requests of grantType (e.g.
+// "refresh_token") the server has received.
+func (s *AuthServer) CountGrant(grantType string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Endpoint == EndpointToken && r.Form.Get("grant_type") == grantType {
+			n++
+		}
+	}
+	return n
+}
+
 // FailNext makes the next request to endpoint ("metadata", "authorize",
 // "token", "register", "jwks") answer status with body as
 // application/json instead of doing its work. Calls queue up: two calls
