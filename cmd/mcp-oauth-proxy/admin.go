@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -263,6 +264,18 @@ func (a *app) liveStatus(ctx context.Context, addr, target string) *liveStatus {
 	return live
 }
 
+// printable replaces control characters with "?": what answers on the
+// status page's address need not be serve, and must not drive the
+// terminal with escape sequences.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // printLiveStatus prints serve's servers and the logins they wait on.
 func (a *app) printLiveStatus(l *liveStatus) error {
 	fmt.Fprintf(a.stdout, "Running serve (live, from its status page %s):\n\n", l.StatusPage)
@@ -282,14 +295,14 @@ func (a *app) printLiveStatus(l *liveStatus) error {
 				token += "; login waiting"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.LocalURL, identity, token)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", printable(s.Name), printable(s.LocalURL), printable(identity), printable(token))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	for _, s := range l.Servers {
 		if s.Login != nil {
-			fmt.Fprintf(a.stdout, "Login waiting for %s: %s\n", s.Name, s.Login.Link)
+			fmt.Fprintf(a.stdout, "Login waiting for %s: %s\n", printable(s.Name), printable(s.Login.Link))
 		}
 	}
 	fmt.Fprintln(a.stdout)

@@ -227,3 +227,23 @@ func TestAuthStatusWithoutServe(t *testing.T) {
 		}
 	}
 }
+
+// What answers on the status page's address need not be serve: its
+// strings reach the terminal without control characters.
+func TestAuthStatusLiveViewIsPrintable(t *testing.T) {
+	const esc = "\x1b]0;owned\x07\x1b[2J"
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(admin.Status{Servers: []admin.ServerStatus{{
+			Name: "evil" + esc, LocalURL: "http://127.0.0.1:1/" + esc, OAuth: true, Identity: "https://x" + esc,
+			Login: &admin.Login{Link: "https://as.example/authorize" + esc},
+		}}})
+	}))
+	t.Cleanup(page.Close)
+	r := runCLI(t, newFakeKeychain(), "auth", "status", "--admin", strings.TrimPrefix(page.URL, "http://"))
+	if !strings.Contains(r.stdout, "Login waiting for evil") {
+		t.Fatalf("auth status did not show the live view (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\x07") {
+		t.Errorf("auth status printed control characters: %q", r.stdout)
+	}
+}
