@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,8 @@ type Engine struct {
 	ctx       context.Context // parent of every flow; cancelled by Close
 	cancel    context.CancelFunc
 	flights   sync.WaitGroup // logins and refreshes running
+	flightsMu sync.Mutex     // orders starting flights with Close
+	closed    bool           // guarded by flightsMu
 	mu        sync.Mutex
 	states    map[stateKey]*identityState
 	callbacks *Callbacks
@@ -92,8 +95,26 @@ func (e *Engine) init() {
 // afterwards.
 func (e *Engine) Close() {
 	e.init()
+	e.flightsMu.Lock()
+	e.closed = true
+	e.flightsMu.Unlock()
 	e.cancel()
 	e.flights.Wait()
+}
+
+// errClosed is the error of a flight asked for after Close.
+var errClosed = errors.New("oauth: the engine is closed")
+
+// startFlight runs fn in a goroutine that Close waits for, unless the
+// engine is closed; it reports whether it did.
+func (e *Engine) startFlight(fn func()) bool {
+	e.flightsMu.Lock()
+	defer e.flightsMu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.flights.Go(fn)
+	return true
 }
 
 func (e *Engine) now() time.Time {

@@ -619,3 +619,98 @@ func TestEngineStepUpRefusedIsNotAskedAgainAtOnce(t *testing.T) {
 		t.Errorf("%d authorizations after the cool-down, want a new step-up (3)", n)
 	}
 }
+
+// A step-up the user ignores times out; the client registration stays,
+// since the token in use needs it to refresh.
+func TestEngineIgnoredStepUpKeepsTheClient(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second,
+		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
+	ctx := f.ctx()
+	followed := make(chan struct{})
+	go func() { // the first link only
+		defer close(followed)
+		if link, err := f.stderr.NextLink(ctx); err == nil {
+			f.as.FollowLink(ctx, link)
+		}
+	}()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	<-followed
+	forbidden := &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
+		"Www-Authenticate": {`Bearer error="insufficient_scope", scope="mcp:extra"`}}}
+	if _, err := f.h.Challenge(ctx, forbidden, f.h.Current().AccessToken); !errors.Is(err, ErrLoginTimeout) {
+		t.Fatalf("ignored step-up = %v, want a timeout", err)
+	}
+	if f.store.raw(ClientInfoKey(Identity(f.rs.Endpoint))) == "" {
+		t.Error("the client registration was deleted")
+	}
+	f.advance(time.Hour - 30*time.Second)
+	if _, err := f.h.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fl := refreshInFlight(t, f.h)
+	<-fl.done
+	if fl.err != nil {
+		t.Errorf("refresh after the ignored step-up: %v", fl.err)
+	}
+}
+
+// failOnce fails the next POST to a /token path, once armed.
+type failOnce struct {
+	armed atomic.Bool
+	base  http.RoundTripper
+}
+
+func (fo *failOnce) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") && fo.armed.CompareAndSwap(true, false) {
+		return nil, errors.New("connection reset (simulated)")
+	}
+	return fo.base.RoundTrip(r)
+}
+
+// Another process rotated the refresh token; this process's first attempt
+// to use its record fails on the network. The next attempt still uses
+// that record, never the old refresh token the server has rotated away.
+func TestEngineRotatedByAnotherProcessAfterATransientFailure(t *testing.T) {
+	fail := &failOnce{base: http.DefaultTransport}
+	f := newEngineFixture(t, fixtureOptions{
+		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true, RotateRefreshTokens: true},
+		engine: func(e *Engine) {
+			e.HTTPClient = &http.Client{Transport: fail, Timeout: 10 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	t0 := f.h.Current()
+	other := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{t})}
+	t.Cleanup(other.Close)
+	b := other.Handler(f.srv)
+	unauthorized := &http.Response{StatusCode: http.StatusUnauthorized, Header: http.Header{}}
+	if ok, err := b.Challenge(ctx, unauthorized, t0.AccessToken); !ok || err != nil {
+		t.Fatalf("the other process's refresh = %v, %v", ok, err)
+	}
+
+	f.advance(time.Hour - 30*time.Second) // both tokens inside the margin here
+	fail.armed.Store(true)
+	if _, err := f.h.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fl := refreshInFlight(t, f.h)
+	<-fl.done
+	if fl.err == nil {
+		t.Fatal("the refresh did not meet the simulated failure")
+	}
+	f.advance(5 * time.Second)
+	if ok, err := f.h.Challenge(ctx, unauthorized, t0.AccessToken); !ok || err != nil {
+		t.Errorf("refresh after the failure = %v, %v", ok, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d authorizations, want the first login only", n)
+	}
+	if st := f.stored(); st == nil || st.AccessToken != f.h.Current().AccessToken {
+		t.Errorf("stored %+v, want the current token", st)
+	}
+}

@@ -61,9 +61,10 @@ type identityState struct {
 
 // flight is one refresh or login that any number of callers wait for.
 type flight struct {
-	done chan struct{}
-	tok  *Token
-	err  error
+	done  chan struct{}
+	tok   *Token
+	err   error
+	scope string // a login's requested scope; "" for the usual choice
 
 	mu   sync.Mutex
 	link string
@@ -296,7 +297,13 @@ func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) 
 	}
 	h.e.logger().Info("the server asks for more scopes; authorizing again",
 		"server", h.target(), "scope", strings.Join(needed, " "))
-	ok, err := h.waitLogin(ctx, h.startLogin(strings.Join(needed, " "), false))
+	f := h.startLogin(strings.Join(needed, " "), false)
+	ok, err := h.waitLogin(ctx, f)
+	if !isSubset(needed, strings.Fields(f.scope)) {
+		// This joined a login already running for other scopes; the
+		// replay's 403 will ask again.
+		return ok, err
+	}
 	failed := err != nil && !errors.Is(err, ErrLoginPending)
 	if cur := h.st.current.Load(); ok && (cur == nil || !isSubset(asked, cur.Scopes())) {
 		failed = true // authorized, but without what the server asked for
@@ -361,14 +368,18 @@ func (h *Handler) startRefresh(old *Token, force bool) *flight {
 		return nil
 	}
 	f := newFlight()
-	st.refresh = f
-	h.e.flights.Go(func() {
+	if !h.e.startFlight(func() {
 		f.tok, f.err = h.refresh(old)
 		st.mu.Lock()
 		st.refresh = nil
 		st.mu.Unlock()
 		close(f.done)
-	})
+	}) {
+		f.err = errClosed
+		close(f.done)
+		return f
+	}
+	st.refresh = f // the flight clears it under st.mu, which this holds
 	return f
 }
 
@@ -378,10 +389,13 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	defer cancel()
 	from := old // the token whose refresh token is redeemed
 	if stored := h.storedByOthers(old); stored != nil {
-		if stored.RefreshToken == "" || !stored.ExpiresWithin(h.e.now(), h.e.refreshMargin()) {
+		switch {
+		case !stored.ExpiresWithin(h.e.now(), h.e.refreshMargin()):
 			return h.commitRefresh(old, stored, false)
+		case stored.RefreshToken != "":
+			from = stored
 		}
-		from = stored
+		// An expiring one without a refresh token is of no use; ours is.
 	}
 	st.mu.Lock()
 	known := st.disc != nil || st.challenge != nil
@@ -455,6 +469,7 @@ func (h *Handler) commitRefresh(old, tok *Token, save bool) (*Token, error) {
 		h.save(tok)
 	} else {
 		h.e.logger().Info("using the token another process refreshed", "server", h.target())
+		h.setSeen(tok.AccessToken)
 	}
 	st.current.Store(tok)
 	st.commit.Unlock()
@@ -483,7 +498,6 @@ func (h *Handler) storedByOthers(tok *Token) *Token {
 	if stored.AccessToken == st.seen || stored.AccessToken == st.dropped {
 		return nil
 	}
-	st.seen = stored.AccessToken
 	return stored
 }
 

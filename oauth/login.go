@@ -26,14 +26,19 @@ func (h *Handler) startLogin(scope string, force bool) *flight {
 		return st.login
 	}
 	f := newFlight()
-	st.login = f
-	h.e.flights.Go(func() {
+	f.scope = scope
+	if !h.e.startFlight(func() {
 		f.tok, f.err = h.runLogin(f, scope, force)
 		st.mu.Lock()
 		st.login = nil
 		st.mu.Unlock()
 		close(f.done)
-	})
+	}) {
+		f.err = errClosed
+		close(f.done)
+		return f
+	}
+	st.login = f // the flight clears it under st.mu, which this holds
 	return f
 }
 
@@ -130,10 +135,12 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 			}
 		}
 		tok, err := h.authorize(ctx, f, disc, client, scope)
-		if err != nil && !registered && h.srv.ClientID == "" && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if cur := st.current.Load(); err != nil && !registered && h.srv.ClientID == "" &&
+			errors.Is(ctx.Err(), context.DeadlineExceeded) && (cur == nil || cur.RefreshToken == "") {
 			// The user never came back. An authorization server that has
 			// forgotten a client shows an error page instead of
-			// redirecting, so a stored registration is made again next time.
+			// redirecting, so a stored registration is made again next
+			// time: unless the token in use still needs it to refresh.
 			h.e.logger().Info("the login did not complete; the client registration will be made again at the next login",
 				"server", h.target(), "client_id", client.ClientID)
 			h.forgetClient()
