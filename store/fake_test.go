@@ -19,7 +19,8 @@ type fakeKey struct{ service, user string }
 // go-keyring: keyring.ErrNotFound for missing entries and, with maxSize,
 // keyring.ErrSetDataTooBig for long values (2560 emulates Windows).
 type fakeBackend struct {
-	maxSize int // >0: Set of a longer value fails with keyring.ErrSetDataTooBig
+	maxSize  int // >0: Set of a longer value fails with keyring.ErrSetDataTooBig
+	maxEntry int // >0: the same for user and value together, as macOS counts the key
 
 	// hook, if set, runs before every call, outside the lock; a non-nil
 	// error is returned by the call. It may block.
@@ -58,7 +59,7 @@ func (f *fakeBackend) Set(service, user, password string) error {
 	if err := f.enter("set", service, user); err != nil {
 		return err
 	}
-	if f.maxSize > 0 && len(password) > f.maxSize {
+	if f.maxSize > 0 && len(password) > f.maxSize || f.maxEntry > 0 && len(user)+len(password) > f.maxEntry {
 		return keyring.ErrSetDataTooBig
 	}
 	f.put(service, user, password)

@@ -381,8 +381,12 @@ func (k *Keychain) setChunked(key string, value []byte, old chunkSpan) error {
 			return tooLarge(key, value)
 		}
 		start := nextStart(old, len(parts))
-		err := k.writeChunks(key, start, parts, chunkHeader(start, len(parts), value))
+		written, err := k.writeChunks(key, start, parts, chunkHeader(start, len(parts), value))
 		if !errors.Is(err, keyring.ErrSetDataTooBig) {
+			return err
+		}
+		// The retry may start elsewhere: remove what this attempt wrote.
+		if err := k.deleteParts(key, start, start+written); err != nil {
 			return err
 		}
 		if size/2 < minChunkSize {
@@ -391,13 +395,15 @@ func (k *Keychain) setChunked(key string, value []byte, old chunkSpan) error {
 	}
 }
 
-func (k *Keychain) writeChunks(key string, start int, parts []string, header string) error {
+// writeChunks writes parts from index start, then header. It returns how
+// many parts it wrote.
+func (k *Keychain) writeChunks(key string, start int, parts []string, header string) (int, error) {
 	for i, p := range parts {
 		if err := k.call0(func() error { return k.backend.Set(k.service, partKey(key, start+i), p) }); err != nil {
-			return err
+			return i, err
 		}
 	}
-	return k.call0(func() error { return k.backend.Set(k.service, key, header) })
+	return len(parts), k.call0(func() error { return k.backend.Set(k.service, key, header) })
 }
 
 // deleteParts deletes parts from..to-1 of key; missing ones are fine.
@@ -429,8 +435,17 @@ func (k *Keychain) delete(key string) error {
 	if err := k.deleteParts(key, span.start, span.end()); err != nil {
 		return err
 	}
-	// Parts beyond the count (left by a damaged header or an interrupted
-	// write) go too, up to the first missing one.
+	// Parts left by a damaged header or an interrupted write go too: from
+	// 0 below the value's parts and from its end, up to the first missing.
+	for i := range span.start {
+		err := k.call0(func() error { return k.backend.Delete(k.service, partKey(key, i)) })
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
 	for i := span.end(); i < span.end()+maxParts; i++ {
 		err := k.call0(func() error { return k.backend.Delete(k.service, partKey(key, i)) })
 		if err != nil {

@@ -456,6 +456,30 @@ func TestKeychainFailedChunkedRewriteKeepsOldValue(t *testing.T) {
 	}
 }
 
+// Parts a "too big" attempt wrote before the part size was halved, and
+// strays below a value's first part, go with Delete: nothing of a token
+// stays behind in the keychain.
+func TestKeychainDeleteLeavesNoParts(t *testing.T) {
+	t.Parallel()
+	const size = 600
+	f := &fakeBackend{maxEntry: len("k#0") + size} // "k#0"… fit whole parts, "k#10"… do not
+	k, _ := newFakeKeychain(f)
+	k.MaxValueSize = size
+	// An earlier value whose parts start at 15, with a stray part below.
+	f.put(testService, "k", chunkHeader(15, 1, []byte("x")))
+	f.put(testService, partKey("k", 15), "x")
+	f.put(testService, partKey("k", 0), "stray")
+	value := []byte(strings.Repeat("a", 12*size))
+	mustSet(t, k, "k", value)
+	wantValue(t, k, "k", value)
+	if err := k.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	if users := f.users(testService); len(users) != 0 {
+		t.Errorf("entries left after Delete: %q", users)
+	}
+}
+
 func TestKeychainDamagedChunks(t *testing.T) {
 	big := bigValue(5000) // three parts of at most 2000 bytes
 	sum := sha256.Sum256(big)
