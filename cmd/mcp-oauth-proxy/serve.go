@@ -118,6 +118,11 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		tr = a.recordForStatusPage(f, tr)
 	}
 
+	if tr != nil {
+		for _, s := range servers {
+			tr.oauthSecrets = append(tr.oauthSecrets, slices.Collect(maps.Keys(s.Headers))...)
+		}
+	}
 	engine := a.newEngine(ctx, f.engine)
 	defer engine.Close()
 	var ps []proxy.Server

@@ -36,6 +36,10 @@ type traffic struct {
 	har      *wire.HARWriter
 	recorder *wire.Recorder // the last exchanges, for the status page
 	errLog   *slog.Logger
+	// oauthSecrets names the headers the OAuth engine's requests may carry
+	// from a server's configuration (the login probe sends them), whose
+	// values the HAR file fingerprints.
+	oauthSecrets []string
 }
 
 // startTraffic returns the recording serve's flags and -v ask for, or nil
@@ -110,9 +114,11 @@ func (a *app) oauthHTTPClient(t *traffic) *http.Client {
 	if t == nil {
 		return nil
 	}
+	wt := t.transport(http.DefaultTransport, "", wire.KindOAuth)
+	wt.SecretHeaders = t.oauthSecrets
 	return &http.Client{
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     t.transport(http.DefaultTransport, "", wire.KindOAuth),
+		Transport:     wt,
 	}
 }

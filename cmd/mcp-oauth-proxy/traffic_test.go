@@ -17,6 +17,7 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
 )
 
 // issuedTokens collects every token the fake AS issues.
@@ -341,5 +342,61 @@ func TestServeHARFileErrorNamesTheFile(t *testing.T) {
 	r := runCLI(t, newFakeKeychain(), "serve", "--url", "http://127.0.0.1:9/mcp", "--har", bad)
 	if r.code == 0 || !strings.Contains(r.stderr, bad) {
 		t.Errorf("serve --har into a missing directory: exit %d, stderr %q; want an error naming the file", r.code, r.stderr)
+	}
+}
+
+// The first refresh after start probes the upstream through the OAuth
+// engine's client, with the server's configured headers: the HAR file
+// fingerprints them there too.
+func TestServeHARProbeHidesConfiguredHeader(t *testing.T) {
+	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{IssueRefreshTokens: true})
+	rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+	harPath := filepath.Join(t.TempDir(), "traffic.har")
+	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	kc := newFakeKeychain()
+	creds := &oauth.Credentials{Store: &store.Keychain{Backend: kc}}
+	// A stored token inside the refresh margin: serve refreshes at once.
+	if err := creds.SaveToken(oauth.Identity(rs.Endpoint), &oauth.Token{AccessToken: "at-old", TokenType: "Bearer",
+		RefreshToken: "rt-old", ExpiresAt: time.Now().Add(30 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	const apiKey = "hf_configured_key_0123456789"
+	cfg := writeConfig(t, `
+mcp:
+  servers:
+    up:
+      url: `+rs.Endpoint+`
+      headers: {X-Key: `+apiKey+`}
+      auth: {redirect_port: `+strconv.Itoa(freePort(t))+`}
+proxy:
+  listen: {up: "`+listen+`"}
+`)
+	var stdout oauthtest.Buffer
+	stderr := new(oauthtest.Buffer)
+	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: stderr, keychainBackend: kc}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- a.run(ctx, []string{"serve", "--config", cfg, "--admin", "off", "--har", harPath}) }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	// The refresh (probe, discovery, token request) ends with a failure
+	// line: rt-old is unknown to the authorization server.
+	if _, err := stderr.WaitFor(wctx, func(text string) bool { return strings.Contains(text, "token refresh failed") }); err != nil {
+		t.Fatalf("no refresh: %v\n%s", err, stderr)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d:\n%s", code, stderr)
+	}
+	har, err := os.ReadFile(harPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(har), `"oauth:probe"`) {
+		t.Fatalf("the HAR file has no probe:\n%s", har)
+	}
+	if strings.Contains(string(har), apiKey) || !strings.Contains(string(har), redact.Fingerprint(apiKey)) {
+		t.Errorf("the HAR file shows the configured header in clear, or lacks its fingerprint")
 	}
 }
