@@ -549,7 +549,7 @@ func (h *Handler) drop(old *Token, why string, client bool) {
 	st.mu.Lock()
 	st.dropped = old.AccessToken
 	st.mu.Unlock()
-	h.deleteStored(client)
+	h.deleteStored(true, client)
 }
 
 // dropClient forgets the stored client registration and token after the
@@ -557,7 +557,7 @@ func (h *Handler) drop(old *Token, why string, client bool) {
 func (h *Handler) dropClient() {
 	h.st.commit.Lock()
 	defer h.st.commit.Unlock()
-	h.deleteStored(true)
+	h.deleteStored(true, true)
 }
 
 // forgetClient deletes the stored client registration under every key
@@ -565,24 +565,22 @@ func (h *Handler) dropClient() {
 func (h *Handler) forgetClient() {
 	h.st.commit.Lock()
 	defer h.st.commit.Unlock()
-	for _, id := range h.st.candidates {
-		if err := h.st.creds.DeleteClient(id); err != nil {
-			h.e.logger().Warn("cannot delete the client registration", "server", h.target(), "err", err)
-		}
-	}
+	h.deleteStored(false, true)
 }
 
-// deleteStored deletes the stored token, and with client the client
-// registration, under every key form of the identity. h.st.commit is held.
-func (h *Handler) deleteStored(client bool) {
+// deleteStored deletes the stored token and the client registration, as
+// asked, under every key form of the identity. h.st.commit is held.
+func (h *Handler) deleteStored(token, client bool) {
 	for _, id := range h.st.candidates {
 		if client {
 			if err := h.st.creds.DeleteClient(id); err != nil {
 				h.e.logger().Warn("cannot delete the client registration", "server", h.target(), "err", err)
 			}
 		}
-		if err := h.st.creds.DeleteToken(id); err != nil {
-			h.e.logger().Warn("cannot delete the token", "server", h.target(), "err", err)
+		if token {
+			if err := h.st.creds.DeleteToken(id); err != nil {
+				h.e.logger().Warn("cannot delete the token", "server", h.target(), "err", err)
+			}
 		}
 	}
 }
