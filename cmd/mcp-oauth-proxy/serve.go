@@ -118,18 +118,20 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		tr = a.recordForStatusPage(f, tr)
 	}
 
-	if tr != nil {
-		for _, s := range servers {
-			tr.oauthSecrets = append(tr.oauthSecrets, slices.Collect(maps.Keys(s.Headers))...)
+	// Configured headers often hold API keys under any name: the HAR file
+	// fingerprints them, on the proxy's requests and the engine's probes.
+	secretHeaders := make(map[string][]string)
+	for _, s := range servers {
+		secretHeaders[s.Name] = slices.Collect(maps.Keys(s.Headers))
+		if tr != nil {
+			tr.oauthSecrets = append(tr.oauthSecrets, secretHeaders[s.Name]...)
 		}
 	}
 	engine := a.newEngine(ctx, f.engine)
 	defer engine.Close()
 	var ps []proxy.Server
 	var handlers []*oauth.Handler
-	secretHeaders := make(map[string][]string)
 	for _, s := range servers {
-		secretHeaders[s.Name] = slices.Collect(maps.Keys(s.Headers))
 		p := proxy.Server{
 			Name:      s.Name,
 			Upstream:  s.URL,
