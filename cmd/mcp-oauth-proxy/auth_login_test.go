@@ -290,8 +290,8 @@ func TestAuthLoginResourceAndAuthorizeParams(t *testing.T) {
 		wantResource string // "" for none
 		wantParams   map[string]string
 	}{
-		{"none", []string{"--resource", "none", "--authorize-param", "access_type=offline,prompt=login"},
-			"", map[string]string{"access_type": "offline", "prompt": "login"}},
+		{"none", []string{"--resource", "none", "--authorize-param", "access_type=offline", "--authorize-param", "audience=https://a,b"},
+			"", map[string]string{"access_type": "offline", "audience": "https://a,b"}},
 		{"another", []string{"--resource", "https://api.example.com/"}, "https://api.example.com/", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,7 +29,7 @@ type authFlags struct {
 	clientSecret      string
 	clientMetadataURL string
 	resource          string
-	authorizeParams   map[string]string
+	authorizeParams   []string // NAME=VALUE
 
 	cmd *cobra.Command // to tell which flags were given
 }
@@ -45,7 +45,7 @@ func (f *authFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.clientSecret, "client-secret", "", "the pre-registered client's secret")
 	fl.StringVar(&f.clientMetadataURL, "client-metadata-url", "", "a client ID metadata document URL (CIMD), used when the server supports it")
 	fl.StringVar(&f.resource, "resource", "", "RFC 8707 resource to send instead of the discovered one, or none to send none (Entra ID v2)")
-	fl.StringToStringVar(&f.authorizeParams, "authorize-param", nil, "extra authorization URL parameter NAME=VALUE, e.g. access_type=offline (repeatable)")
+	fl.StringArrayVar(&f.authorizeParams, "authorize-param", nil, "extra authorization URL parameter NAME=VALUE, e.g. access_type=offline (repeatable)")
 }
 
 // apply overlays the flags that were given on s and checks the result as
@@ -88,7 +88,14 @@ func (f *authFlags) apply(s *config.Server) error {
 		if s.Auth.AuthorizeParams == nil {
 			s.Auth.AuthorizeParams = make(map[string]string)
 		}
-		maps.Copy(s.Auth.AuthorizeParams, f.authorizeParams)
+		for _, p := range f.authorizeParams {
+			// One pair per flag: a value may hold commas.
+			name, value, ok := strings.Cut(p, "=")
+			if !ok {
+				return fmt.Errorf("--authorize-param %s: want NAME=VALUE", p)
+			}
+			s.Auth.AuthorizeParams[strings.TrimSpace(name)] = value
+		}
 	}
 	return s.Validate()
 }
