@@ -714,3 +714,121 @@ func TestEngineRotatedByAnotherProcessAfterATransientFailure(t *testing.T) {
 		t.Errorf("stored %+v, want the current token", st)
 	}
 }
+
+// An upstream that refuses every token it has just issued, with refresh
+// tokens issued: the refresh after the login is refused too, and that
+// does not start another login on every request.
+func TestEngineRefusedFreshTokensWithRefreshTokens(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{
+		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true},
+		rs: oauthtest.ResourceOptions{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+		})}})
+	ctx := f.ctx()
+	for i := range 3 {
+		if status, err := f.call(ctx, f.h, "initialize"); status != http.StatusUnauthorized || err != nil {
+			t.Errorf("call %d = %d, %v; want the upstream's 401", i+1, status, err)
+		}
+	}
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d logins for three refused calls, want 1", n)
+	}
+}
+
+// The step-up cool-down counts from the failure: a step-up the user
+// ignores until the login times out is not asked for again at once.
+func TestEngineStepUpCooldownFromTheTimeout(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second,
+		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
+	ctx := f.ctx()
+	followed := make(chan struct{})
+	go func() { // the first link only
+		defer close(followed)
+		if link, err := f.stderr.NextLink(ctx); err == nil {
+			f.as.FollowLink(ctx, link)
+		}
+	}()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	<-followed
+	forbidden := &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
+		"Www-Authenticate": {`Bearer error="insufficient_scope", scope="mcp:extra"`}}}
+	ignored := make(chan struct{})
+	go func() { // the link is ignored while the (engine) clock runs to the timeout
+		defer close(ignored)
+		if _, err := f.stderr.NextLink(ctx); err == nil {
+			f.advance(stepUpCooldown)
+		}
+	}()
+	if _, err := f.h.Challenge(ctx, forbidden, f.h.Current().AccessToken); !errors.Is(err, ErrLoginTimeout) {
+		t.Fatalf("ignored step-up = %v, want a timeout", err)
+	}
+	<-ignored
+	if ok, err := f.h.Challenge(ctx, forbidden, f.h.Current().AccessToken); ok || err != nil {
+		t.Errorf("step-up right after the timeout = %v, %v; want the 403 passed on", ok, err)
+	}
+	if n := strings.Count(f.stderr.String(), "Open this link"); n != 2 {
+		t.Errorf("%d login links, want the login's and one step-up's", n)
+	}
+}
+
+// heldGetStore holds one Get of key, once armed, until release is closed.
+type heldGetStore struct {
+	*credStore
+	key              string
+	armed            atomic.Bool
+	entered, release chan struct{}
+}
+
+func (s *heldGetStore) Get(key string) ([]byte, error) {
+	b, err := s.credStore.Get(key)
+	if key == s.key && s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+	}
+	return b, err
+}
+
+// A logout while a login is adopting a token another process stored: the
+// adoption loses, and the logged-out identity stays logged out.
+func TestEngineLogoutDuringAdoption(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second})
+	id := Identity(f.rs.Endpoint)
+	hs := &heldGetStore{credStore: f.store, key: TokensKey(id), entered: make(chan struct{}), release: make(chan struct{})}
+	srv := f.srv
+	srv.Store = hs
+	h := f.engine.Handler(srv)
+	creds := &Credentials{Store: f.store}
+	if err := creds.SaveToken(id, &Token{AccessToken: "A", ExpiresAt: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	h.load() // this process has A, expired
+	if err := creds.SaveToken(id, &Token{AccessToken: "B", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err) // another process logs in
+	}
+
+	hs.armed.Store(true)
+	ctx, cancel := context.WithCancel(f.ctx())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Challenge(ctx, &http.Response{StatusCode: http.StatusUnauthorized, Header: http.Header{}}, "A")
+	}()
+	<-hs.entered // the login has read B
+	h.st.mu.Lock()
+	login := h.st.login
+	h.st.mu.Unlock()
+	if err := h.Logout(); err != nil {
+		t.Fatal(err)
+	}
+	close(hs.release)
+	cancel()
+	<-done
+	<-login.done // adopted, or on to a link nobody follows until the timeout
+	if cur := h.Current(); cur != nil {
+		t.Errorf("after the logout, current = %+v", cur)
+	}
+}

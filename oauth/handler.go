@@ -42,6 +42,7 @@ type identityState struct {
 	// refresh, a login and a logout that finish together must not leave
 	// the older result in place, in memory or in the store.
 	commit sync.Mutex
+	gen    uint64 // bumped under commit by Logout; guarded by commit
 
 	mu            sync.Mutex
 	challenge     *BearerChallenge // the latest the upstream sent
@@ -140,6 +141,7 @@ func (h *Handler) Logout() error {
 	h.load()
 	h.st.commit.Lock()
 	defer h.st.commit.Unlock()
+	h.st.gen++
 	h.st.current.Store(nil)
 	_, err := h.st.creds.Forget(h.st.candidates...)
 	return err
@@ -239,7 +241,15 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 	now := h.e.now()
 	refreshedRejected := sent != "" && sent == h.st.lastRefreshed && now.Sub(h.st.refreshedAt) < freshLogin
 	freshLoginRejected := sent != "" && sent == h.st.lastLogin && now.Sub(h.st.lastLoginAt) < freshLogin
+	loginJustNow := now.Sub(h.st.lastLoginAt) < freshLogin
 	h.st.mu.Unlock()
+	if refreshedRejected && loginJustNow {
+		// The login's token was refused, then the refresh's: another login
+		// would only repeat both, one link per request.
+		h.e.logger().Warn("the upstream refused the token it has just issued; not logging in again",
+			"server", h.target())
+		return false, nil
+	}
 	if cur != nil && cur.RefreshToken != "" && !refreshedRejected {
 		f := h.startRefresh(cur, true)
 		if f == nil {
@@ -309,6 +319,7 @@ func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) 
 		failed = true // authorized, but without what the server asked for
 	}
 	if failed {
+		now = h.e.now() // the cool-down starts when the step-up failed, not when it was asked for
 		h.e.logger().Warn("the step-up did not get the scopes the server asks for; the server's 403 goes to the client until "+
 			now.Add(stepUpCooldown).Format(time.TimeOnly), "server", h.target(), "scope", key)
 		h.st.mu.Lock()

@@ -76,6 +76,9 @@ func (h *Handler) runLogin(f *flight, scope string, force bool) (*Token, error) 
 // another terminal, fast-agent) stored since cur was loaded, if any.
 func (h *Handler) adoptStored(cur *Token, scope string) *Token {
 	st := h.st
+	st.commit.Lock()
+	gen := st.gen
+	st.commit.Unlock()
 	tok, _, err := st.creds.Token(st.candidates...)
 	if err != nil || tok == nil || tok.ExpiresWithin(h.e.now(), 0) {
 		return nil
@@ -93,11 +96,14 @@ func (h *Handler) adoptStored(cur *Token, scope string) *Token {
 	if scope != "" && !isSubset(strings.Fields(scope), tok.Scopes()) {
 		return nil
 	}
+	st.commit.Lock()
+	defer st.commit.Unlock()
+	if st.current.Load() != cur || st.gen != gen {
+		return nil // a refresh, drop or logout came first
+	}
 	h.e.logger().Info("using the token another process stored", "server", h.target())
 	h.setSeen(tok.AccessToken)
-	st.commit.Lock()
 	st.current.Store(tok)
-	st.commit.Unlock()
 	return tok
 }
 
