@@ -563,16 +563,9 @@ func (h *Handler) drop(old *Token, why string, client bool) {
 	h.deleteStored(true, client)
 }
 
-// dropClient forgets the stored client registration and token after the
-// authorization server rejected the client during a login.
-func (h *Handler) dropClient() {
-	h.st.commit.Lock()
-	defer h.st.commit.Unlock()
-	h.deleteStored(true, true)
-}
-
 // forgetClient deletes the stored client registration under every key
-// form, keeping the token.
+// form, keeping the token: one in use stays valid until it expires, and
+// the store must not lose what memory still holds.
 func (h *Handler) forgetClient() {
 	h.st.commit.Lock()
 	defer h.st.commit.Unlock()

@@ -155,7 +155,7 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 		if attempt == 0 && h.srv.ClientID == "" && errors.As(err, &te) &&
 			(te.Code == "invalid_client" || te.Code == "unauthorized_client") {
 			h.e.logger().Info("the authorization server rejected the client; registering again", "server", h.target())
-			h.dropClient()
+			h.forgetClient()
 			continue
 		}
 		return tok, err
