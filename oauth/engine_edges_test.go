@@ -620,14 +620,16 @@ func TestEngineStepUpRefusedIsNotAskedAgainAtOnce(t *testing.T) {
 	}
 }
 
-// A step-up the user ignores times out; the client registration stays,
-// since the token in use needs it to refresh.
-func TestEngineIgnoredStepUpKeepsTheClient(t *testing.T) {
+// loggedInForStepUp returns a fixture whose user followed the first login
+// link only, with a 1 s login timeout, and a 403 asking for a scope the
+// login did not get.
+func loggedInForStepUp(t *testing.T) (*engineFixture, *http.Response) {
+	t.Helper()
 	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second,
 		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
 	ctx := f.ctx()
 	followed := make(chan struct{})
-	go func() { // the first link only
+	go func() {
 		defer close(followed)
 		if link, err := f.stderr.NextLink(ctx); err == nil {
 			f.as.FollowLink(ctx, link)
@@ -637,8 +639,15 @@ func TestEngineIgnoredStepUpKeepsTheClient(t *testing.T) {
 		t.Fatalf("login call = %d, %v", status, err)
 	}
 	<-followed
-	forbidden := &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
+	return f, &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
 		"Www-Authenticate": {`Bearer error="insufficient_scope", scope="mcp:extra"`}}}
+}
+
+// A step-up the user ignores times out; the client registration stays,
+// since the token in use needs it to refresh.
+func TestEngineIgnoredStepUpKeepsTheClient(t *testing.T) {
+	f, forbidden := loggedInForStepUp(t)
+	ctx := f.ctx()
 	if _, err := f.h.Challenge(ctx, forbidden, f.h.Current().AccessToken); !errors.Is(err, ErrLoginTimeout) {
 		t.Fatalf("ignored step-up = %v, want a timeout", err)
 	}
@@ -739,22 +748,8 @@ func TestEngineRefusedFreshTokensWithRefreshTokens(t *testing.T) {
 // The step-up cool-down counts from the failure: a step-up the user
 // ignores until the login times out is not asked for again at once.
 func TestEngineStepUpCooldownFromTheTimeout(t *testing.T) {
-	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second,
-		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
+	f, forbidden := loggedInForStepUp(t)
 	ctx := f.ctx()
-	followed := make(chan struct{})
-	go func() { // the first link only
-		defer close(followed)
-		if link, err := f.stderr.NextLink(ctx); err == nil {
-			f.as.FollowLink(ctx, link)
-		}
-	}()
-	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
-		t.Fatalf("login call = %d, %v", status, err)
-	}
-	<-followed
-	forbidden := &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
-		"Www-Authenticate": {`Bearer error="insufficient_scope", scope="mcp:extra"`}}}
 	ignored := make(chan struct{})
 	go func() { // the link is ignored while the (engine) clock runs to the timeout
 		defer close(ignored)

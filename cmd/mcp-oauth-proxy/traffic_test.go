@@ -80,18 +80,7 @@ func TestServeTrafficLogHidesSecrets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	// A configured header holds an API key under a name that does not say so.
-	const apiKey = "hf_configured_key_0123456789"
-	cfg := writeConfig(t, `
-mcp:
-  servers:
-    up:
-      url: `+rs.Endpoint+`
-      headers: {X-Key: `+apiKey+`}
-      auth: {redirect_port: `+strconv.Itoa(freePort(t))+`}
-proxy:
-  listen: {up: "`+listen+`"}
-`)
+	cfg := keyHeaderConfig(t, rs.Endpoint, listen)
 	go func() {
 		done <- a.run(ctx, []string{"serve", "--config", cfg, "-v", "--log-format", "json",
 			"--log-traffic", "--log-bodies", "--har", harPath})
@@ -337,6 +326,26 @@ func TestAuthLoginVerboseLogsOAuthTraffic(t *testing.T) {
 	}
 }
 
+// apiKey is the value of a configured header that holds an API key under
+// a name that does not say so.
+const apiKey = "hf_configured_key_0123456789"
+
+// keyHeaderConfig writes a config with one server "up" at endpoint,
+// listening on listen, with the header X-Key: apiKey.
+func keyHeaderConfig(t *testing.T, endpoint, listen string) string {
+	t.Helper()
+	return writeConfig(t, `
+mcp:
+  servers:
+    up:
+      url: `+endpoint+`
+      headers: {X-Key: `+apiKey+`}
+      auth: {redirect_port: `+strconv.Itoa(freePort(t))+`}
+proxy:
+  listen: {up: "`+listen+`"}
+`)
+}
+
 func TestServeHARFileErrorNamesTheFile(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "no-such-dir", "x.har")
 	r := runCLI(t, newFakeKeychain(), "serve", "--url", "http://127.0.0.1:9/mcp", "--har", bad)
@@ -360,17 +369,7 @@ func TestServeHARProbeHidesConfiguredHeader(t *testing.T) {
 		RefreshToken: "rt-old", ExpiresAt: time.Now().Add(30 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	const apiKey = "hf_configured_key_0123456789"
-	cfg := writeConfig(t, `
-mcp:
-  servers:
-    up:
-      url: `+rs.Endpoint+`
-      headers: {X-Key: `+apiKey+`}
-      auth: {redirect_port: `+strconv.Itoa(freePort(t))+`}
-proxy:
-  listen: {up: "`+listen+`"}
-`)
+	cfg := keyHeaderConfig(t, rs.Endpoint, listen)
 	var stdout oauthtest.Buffer
 	stderr := new(oauthtest.Buffer)
 	a := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: stderr, keychainBackend: kc}
