@@ -17,6 +17,16 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 )
 
+// tokenStartsRefresh calls h.Token, which must start a refresh (the token
+// is inside the refresh margin), and returns the refresh.
+func tokenStartsRefresh(t *testing.T, ctx context.Context, h *Handler) *flight {
+	t.Helper()
+	if _, err := h.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return refreshInFlight(t, h)
+}
+
 // refreshInFlight returns the refresh h is running, which the test expects
 // a Token call to have started.
 func refreshInFlight(t *testing.T, h *Handler) *flight {
@@ -58,10 +68,7 @@ func startHeldRefresh(t *testing.T, f *engineFixture, hr *heldRefresh) *flight {
 	}
 	hr.armed.Store(true)
 	f.advance(time.Hour - 30*time.Second) // inside the refresh margin, not expired
-	if _, err := f.h.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fl := refreshInFlight(t, f.h)
+	fl := tokenStartsRefresh(t, ctx, f.h)
 	select {
 	case <-hr.entered:
 	case <-ctx.Done():
@@ -383,10 +390,7 @@ func TestEngineRefreshAfterRestartFindsTheRealServer(t *testing.T) {
 		Now: func() time.Time { return time.Now().Add(time.Hour - 30*time.Second) }}
 	t.Cleanup(restarted.Close)
 	h := restarted.Handler(f.srv)
-	if _, err := h.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fl := refreshInFlight(t, h)
+	fl := tokenStartsRefresh(t, ctx, h)
 	<-fl.done
 	if fl.err != nil {
 		t.Fatalf("refresh after restart: %v", fl.err)
@@ -419,10 +423,7 @@ func TestEngineRefreshOnlyAtTheRegisteringIssuer(t *testing.T) {
 		Metadata: &AuthServerMetadata{Issuer: f.rs.URL, TokenEndpoint: f.rs.URL + "/token"}}
 	f.h.st.mu.Unlock()
 	f.advance(time.Hour - 30*time.Second)
-	if _, err := f.h.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fl := refreshInFlight(t, f.h)
+	fl := tokenStartsRefresh(t, ctx, f.h)
 	<-fl.done
 	if fl.err == nil || !strings.Contains(fl.err.Error(), "not refreshing") {
 		t.Errorf("refresh = %v, want it refused", fl.err)
@@ -459,10 +460,7 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 
 	waitRefresh := func(h *Handler) *flight {
 		t.Helper()
-		if _, err := h.Token(ctx); err != nil {
-			t.Fatal(err)
-		}
-		fl := refreshInFlight(t, h)
+		fl := tokenStartsRefresh(t, ctx, h)
 		<-fl.done
 		return fl
 	}
@@ -505,10 +503,7 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 	f.store.mu.Unlock()
 	for i := range 2 {
 		f.advance(time.Hour - 30*time.Second)
-		if _, err := f.h.Token(ctx); err != nil {
-			t.Fatal(err)
-		}
-		fl := refreshInFlight(t, f.h)
+		fl := tokenStartsRefresh(t, ctx, f.h)
 		<-fl.done
 		if fl.err != nil {
 			t.Fatalf("refresh %d: %v", i+1, fl.err)
@@ -655,10 +650,7 @@ func TestEngineIgnoredStepUpKeepsTheClient(t *testing.T) {
 		t.Error("the client registration was deleted")
 	}
 	f.advance(time.Hour - 30*time.Second)
-	if _, err := f.h.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fl := refreshInFlight(t, f.h)
+	fl := tokenStartsRefresh(t, ctx, f.h)
 	<-fl.done
 	if fl.err != nil {
 		t.Errorf("refresh after the ignored step-up: %v", fl.err)
@@ -704,10 +696,7 @@ func TestEngineRotatedByAnotherProcessAfterATransientFailure(t *testing.T) {
 
 	f.advance(time.Hour - 30*time.Second) // both tokens inside the margin here
 	fail.armed.Store(true)
-	if _, err := f.h.Token(ctx); err != nil {
-		t.Fatal(err)
-	}
-	fl := refreshInFlight(t, f.h)
+	fl := tokenStartsRefresh(t, ctx, f.h)
 	<-fl.done
 	if fl.err == nil {
 		t.Fatal("the refresh did not meet the simulated failure")
