@@ -525,7 +525,7 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 // After that login times out, the next one registers again instead of
 // showing the same dead client_id forever.
 func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
-	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second})
+	f := newEngineFixture(t, fixtureOptions{noUser: true})
 	ctx := f.ctx()
 	follow := func(wantStatus int) {
 		link, err := f.stderr.NextLink(ctx)
@@ -548,8 +548,9 @@ func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
 
 	f.as.ForgetClients()
 	f.as.ExpireAccessTokens()
-	f.advance(time.Minute)           // the token is no longer "just issued"
-	go follow(http.StatusBadRequest) // the error page: no redirect
+	f.advance(time.Minute)              // the token is no longer "just issued"
+	f.engine.LoginTimeout = time.Second // for the login nobody can complete
+	go follow(http.StatusBadRequest)    // the error page: no redirect
 	if _, err := f.call(ctx, f.h, "tools/list"); !errors.Is(err, ErrLoginTimeout) {
 		t.Fatalf("login with the forgotten client = %v, want a timeout", err)
 	}
@@ -616,11 +617,11 @@ func TestEngineStepUpRefusedIsNotAskedAgainAtOnce(t *testing.T) {
 }
 
 // loggedInForStepUp returns a fixture whose user followed the first login
-// link only, with a 1 s login timeout, and a 403 asking for a scope the
-// login did not get.
+// link only, with a 1 s login timeout from then on, and a 403 asking for a
+// scope the login did not get.
 func loggedInForStepUp(t *testing.T) (*engineFixture, *http.Response) {
 	t.Helper()
-	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Second,
+	f := newEngineFixture(t, fixtureOptions{noUser: true,
 		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
 	ctx := f.ctx()
 	followed := make(chan struct{})
@@ -634,6 +635,7 @@ func loggedInForStepUp(t *testing.T) (*engineFixture, *http.Response) {
 		t.Fatalf("login call = %d, %v", status, err)
 	}
 	<-followed
+	f.engine.LoginTimeout = time.Second // for the step-up nobody follows
 	return f, &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{
 		"Www-Authenticate": {`Bearer error="insufficient_scope", scope="mcp:extra"`}}}
 }
@@ -738,6 +740,7 @@ func TestEngineRefusedFreshTokensWithRefreshTokens(t *testing.T) {
 // ignores until the login times out is not asked for again at once.
 func TestEngineStepUpCooldownFromTheTimeout(t *testing.T) {
 	f, forbidden := loggedInForStepUp(t)
+	f.engine.LoginTimeout = 3 * time.Second // time for the clock to move first
 	ctx := f.ctx()
 	ignored := make(chan struct{})
 	go func() { // the link is ignored while the (engine) clock runs to the timeout
