@@ -17,26 +17,22 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 )
 
-// tokenStartsRefresh calls h.Token, which must start a refresh (the token
-// is inside the refresh margin), and returns the refresh.
-func tokenStartsRefresh(t *testing.T, ctx context.Context, h *Handler) *flight {
+// refreshNow starts the proactive refresh Token starts for a current token
+// inside the refresh margin, and returns it. It calls what Token calls
+// rather than Token itself: a refresh that fails at once would be over
+// before a test could look for it.
+func refreshNow(t *testing.T, h *Handler) *flight {
 	t.Helper()
-	if _, err := h.Token(ctx); err != nil {
-		t.Fatal(err)
+	h.load()
+	cur := h.st.current.Load()
+	if cur == nil || cur.RefreshToken == "" || !cur.ExpiresWithin(h.e.now(), h.e.refreshMargin()) {
+		t.Fatalf("no refreshable token inside the refresh margin: %+v", cur)
 	}
-	return refreshInFlight(t, h)
-}
-
-// refreshInFlight returns the refresh h is running, which the test expects
-// a Token call to have started.
-func refreshInFlight(t *testing.T, h *Handler) *flight {
-	t.Helper()
-	h.st.mu.Lock()
-	defer h.st.mu.Unlock()
-	if h.st.refresh == nil {
-		t.Fatal("Token started no refresh inside the refresh margin")
+	fl := h.startRefresh(cur, false)
+	if fl == nil {
+		t.Fatal("no refresh started")
 	}
-	return h.st.refresh
+	return fl
 }
 
 // heldRefresh arms a fixture's authorization server to hold the next token
@@ -68,7 +64,7 @@ func startHeldRefresh(t *testing.T, f *engineFixture, hr *heldRefresh) *flight {
 	}
 	hr.armed.Store(true)
 	f.advance(time.Hour - 30*time.Second) // inside the refresh margin, not expired
-	fl := tokenStartsRefresh(t, ctx, f.h)
+	fl := refreshNow(t, f.h)
 	select {
 	case <-hr.entered:
 	case <-ctx.Done():
@@ -254,10 +250,7 @@ func TestEngineRefreshWithoutClientBacksOff(t *testing.T) {
 	defer e.Close()
 	h := e.Handler(Server{Name: "up", URL: upstream, Store: st})
 	ctx := t.Context()
-	if tok, _ := h.Token(ctx); tok != "at" {
-		t.Fatalf("Token = %q", tok)
-	}
-	fl := refreshInFlight(t, h)
+	fl := refreshNow(t, h)
 	<-fl.done
 	if fl.err == nil {
 		t.Fatal("refresh without a client succeeded")
@@ -390,7 +383,7 @@ func TestEngineRefreshAfterRestartFindsTheRealServer(t *testing.T) {
 		Now: func() time.Time { return time.Now().Add(time.Hour - 30*time.Second) }}
 	t.Cleanup(restarted.Close)
 	h := restarted.Handler(f.srv)
-	fl := tokenStartsRefresh(t, ctx, h)
+	fl := refreshNow(t, h)
 	<-fl.done
 	if fl.err != nil {
 		t.Fatalf("refresh after restart: %v", fl.err)
@@ -423,7 +416,7 @@ func TestEngineRefreshOnlyAtTheRegisteringIssuer(t *testing.T) {
 		Metadata: &AuthServerMetadata{Issuer: f.rs.URL, TokenEndpoint: f.rs.URL + "/token"}}
 	f.h.st.mu.Unlock()
 	f.advance(time.Hour - 30*time.Second)
-	fl := tokenStartsRefresh(t, ctx, f.h)
+	fl := refreshNow(t, f.h)
 	<-fl.done
 	if fl.err == nil || !strings.Contains(fl.err.Error(), "not refreshing") {
 		t.Errorf("refresh = %v, want it refused", fl.err)
@@ -460,7 +453,7 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 
 	waitRefresh := func(h *Handler) *flight {
 		t.Helper()
-		fl := tokenStartsRefresh(t, ctx, h)
+		fl := refreshNow(t, h)
 		<-fl.done
 		return fl
 	}
@@ -503,7 +496,7 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 	f.store.mu.Unlock()
 	for i := range 2 {
 		f.advance(time.Hour - 30*time.Second)
-		fl := tokenStartsRefresh(t, ctx, f.h)
+		fl := refreshNow(t, f.h)
 		<-fl.done
 		if fl.err != nil {
 			t.Fatalf("refresh %d: %v", i+1, fl.err)
@@ -652,7 +645,7 @@ func TestEngineIgnoredStepUpKeepsTheClient(t *testing.T) {
 		t.Error("the client registration was deleted")
 	}
 	f.advance(time.Hour - 30*time.Second)
-	fl := tokenStartsRefresh(t, ctx, f.h)
+	fl := refreshNow(t, f.h)
 	<-fl.done
 	if fl.err != nil {
 		t.Errorf("refresh after the ignored step-up: %v", fl.err)
@@ -698,7 +691,7 @@ func TestEngineRotatedByAnotherProcessAfterATransientFailure(t *testing.T) {
 
 	f.advance(time.Hour - 30*time.Second) // both tokens inside the margin here
 	fail.armed.Store(true)
-	fl := tokenStartsRefresh(t, ctx, f.h)
+	fl := refreshNow(t, f.h)
 	<-fl.done
 	if fl.err == nil {
 		t.Fatal("the refresh did not meet the simulated failure")
