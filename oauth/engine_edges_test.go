@@ -17,6 +17,15 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 )
 
+// wantFirstLoginOnly checks that the authorization server saw one
+// authorization request: the fixture's first login.
+func wantFirstLoginOnly(t *testing.T, f *engineFixture) {
+	t.Helper()
+	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
+		t.Errorf("%d authorizations, want the first login only", n)
+	}
+}
+
 // refreshNow starts the proactive refresh Token starts for a current token
 // inside the refresh margin, and returns it. It calls what Token calls
 // rather than Token itself: a refresh that fails at once would be over
@@ -396,9 +405,7 @@ func TestEngineRefreshAfterRestartFindsTheRealServer(t *testing.T) {
 	if n := f.as.CountGrant("refresh_token"); n != 1 {
 		t.Errorf("%d refreshes at the authorization server, want 1", n)
 	}
-	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
-		t.Errorf("%d authorizations, want the first login only", n)
-	}
+	wantFirstLoginOnly(t, f)
 }
 
 // The refresh token never goes to a token endpoint of another issuer than
@@ -477,9 +484,7 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 	if status, err := f.call(ctx, b, "tools/list"); status != 200 || err != nil {
 		t.Errorf("second process's call = %d, %v", status, err)
 	}
-	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
-		t.Errorf("%d authorizations, want the first login only", n)
-	}
+	wantFirstLoginOnly(t, f)
 }
 
 // A token this process could not save leaves an older record in the store;
@@ -508,9 +513,7 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
 		t.Errorf("call = %d, %v", status, err)
 	}
-	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
-		t.Errorf("%d authorizations, want the first login only", n)
-	}
+	wantFirstLoginOnly(t, f)
 }
 
 // TestEngineForgottenClientRegisteredAgain: an authorization server that
@@ -700,9 +703,7 @@ func TestEngineRotatedByAnotherProcessAfterATransientFailure(t *testing.T) {
 	if ok, err := f.h.Challenge(ctx, unauthorized, t0.AccessToken); !ok || err != nil {
 		t.Errorf("refresh after the failure = %v, %v", ok, err)
 	}
-	if n := f.as.Count(oauthtest.EndpointAuthorize); n != 1 {
-		t.Errorf("%d authorizations, want the first login only", n)
-	}
+	wantFirstLoginOnly(t, f)
 	if st := f.stored(); st == nil || st.AccessToken != f.h.Current().AccessToken {
 		t.Errorf("stored %+v, want the current token", st)
 	}
