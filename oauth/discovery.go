@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -327,13 +326,5 @@ func displayURL(u *url.URL) string {
 // urlOrigin returns scheme://host[:port] of u in lower case, without a
 // default port.
 func urlOrigin(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port := u.Port(); port != "" && !(scheme == "https" && port == "443") && !(scheme == "http" && port == "80") {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
-	}
-	return scheme + "://" + host
+	return strings.ToLower(u.Scheme) + "://" + canonicalHost(u)
 }

@@ -47,18 +47,7 @@ func identity(rawURL string, canonical bool) string {
 	}
 	host := u.Host
 	if canonical {
-		hostname := strings.ToLower(u.Hostname())
-		if strings.Contains(hostname, ":") {
-			hostname = "[" + hostname + "]"
-		}
-		port := u.Port()
-		if scheme := strings.ToLower(u.Scheme); (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
-			port = ""
-		}
-		host = hostname
-		if port != "" {
-			host = net.JoinHostPort(strings.Trim(hostname, "[]"), port)
-		}
+		host = canonicalHost(u)
 	}
 	var userinfo string
 	if u.User != nil {
@@ -72,6 +61,23 @@ func identity(rawURL string, canonical bool) string {
 		}
 	}
 	return strings.ToLower(u.Scheme) + "://" + userinfo + host + trimServiceSuffix(path)
+}
+
+// canonicalHost returns u's host in lower case, an IPv6 address in
+// brackets, with its port unless it is the scheme's default.
+func canonicalHost(u *url.URL) string {
+	hostname := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if scheme := strings.ToLower(u.Scheme); (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	switch {
+	case port != "":
+		return net.JoinHostPort(hostname, port) // brackets an IPv6 address itself
+	case strings.Contains(hostname, ":"):
+		return "[" + hostname + "]"
+	}
+	return hostname
 }
 
 // trimServiceSuffix removes trailing slashes, then one trailing /mcp or /sse
