@@ -341,7 +341,10 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	// the body's end: unblock the connection then; it is closed after.
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
 	bw := t.writer(c.nc)
-	err := req.Write(bw)
+	written, err := writeRequest(bw, req)
+	if !written {
+		err = req.Write(bw)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
