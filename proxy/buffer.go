@@ -20,34 +20,47 @@ type bufferPool struct {
 	pool sync.Pool
 }
 
-func (b *bufferPool) Get() []byte {
+// get returns a buffer in the box sync.Pool keeps it in.
+func (b *bufferPool) get() *[]byte {
 	if p, ok := b.pool.Get().(*[]byte); ok {
-		return *p
+		return p
 	}
-	return make([]byte, b.size)
+	buf := make([]byte, b.size)
+	return &buf
 }
 
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
+func (b *bufferPool) put(p *[]byte) { b.pool.Put(p) }
 
 // responseBuffers is the BufferPool of one request's ReverseProxy: it hands
 // out a small buffer when ModifyResponse found an event stream answering a
 // GET, and a large one otherwise.
+// ReverseProxy gets one buffer per response and puts it back; the box it
+// came in is kept until then, so that putting it back allocates nothing.
 type responseBuffers struct {
 	small, large *bufferPool
-	stream       bool // set by ModifyResponse
+	stream       bool    // set by ModifyResponse
+	box          *[]byte // the box of the buffer handed out
 }
 
 func (b *responseBuffers) Get() []byte {
+	pool := b.large
 	if b.stream {
-		return b.small.Get()
+		pool = b.small
 	}
-	return b.large.Get()
+	b.box = pool.get()
+	return *b.box
 }
 
 func (b *responseBuffers) Put(buf []byte) {
+	pool := b.large
 	if len(buf) == b.small.size {
-		b.small.Put(buf)
-	} else {
-		b.large.Put(buf)
+		pool = b.small
 	}
+	box := b.box
+	if box == nil {
+		box = new([]byte)
+	}
+	b.box = nil
+	*box = buf
+	pool.put(box)
 }

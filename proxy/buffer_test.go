@@ -23,7 +23,7 @@ func TestResponseBuffers(t *testing.T) {
 	// the large pool never hands out a small one.
 	b.stream = false
 	b.Put(buf)
-	if got := len(large.Get()); got != copyBufferSize {
+	if got := len(*large.get()); got != copyBufferSize {
 		t.Errorf("large pool handed out %d bytes", got)
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // guard refuses requests that do not come from a local, non-browser client
@@ -21,6 +23,35 @@ type guard struct {
 	// the host of Server.Listen (the connection's local IP is also accepted)
 	listenHost  string
 	allowRemote bool
+
+	// last is the most recent local address, split: a listener has one
+	// unless it listens on all addresses, and splitting it took a
+	// String and a parse per request.
+	last atomic.Pointer[localAddr]
+}
+
+type localAddr struct {
+	ip       net.IP
+	port     int
+	ipString string
+	portText string
+}
+
+// local returns the IP and port of a request's local address a.
+func (g *guard) local(a net.Addr) (ip, port string) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		ip, port, _ = net.SplitHostPort(a.String())
+		return ip, port
+	}
+	if l := g.last.Load(); l != nil && l.port == ta.Port && l.ip.Equal(ta.IP) && ta.Zone == "" {
+		return l.ipString, l.portText
+	}
+	ip, port, _ = net.SplitHostPort(a.String())
+	if ta.Zone == "" {
+		g.last.Store(&localAddr{ip: ta.IP, port: ta.Port, ipString: ip, portText: port})
+	}
+	return ip, port
 }
 
 type allowedHost struct {
@@ -73,7 +104,7 @@ func (g *guard) allow(w http.ResponseWriter, r *http.Request, log *slog.Logger) 
 func (g *guard) check(r *http.Request) error {
 	var localIP, port string
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && a != nil {
-		localIP, port, _ = net.SplitHostPort(a.String())
+		localIP, port = g.local(a)
 	}
 	if !g.hostAllowed(r.Host, localIP, port) {
 		return fmt.Errorf("refused request with Host %q: not a name of this listener (allow it with --allow-host)", r.Host)
@@ -138,8 +169,9 @@ func isLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	// netip parses without allocating; net.ParseIP refuses zones.
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.IsLoopback()
 }
 
 func sameIP(a, b string) bool {

@@ -65,3 +65,57 @@ func FuzzGuard(f *testing.F) {
 		}
 	})
 }
+
+// TestGuardFollowsLocalAddress checks that the guard judges each request by
+// its own connection's local address, which differs between connections of
+// a listener on all addresses.
+func TestGuardFollowsLocalAddress(t *testing.T) {
+	g, err := newGuard(Server{Listen: "0.0.0.0:7001"}, Options{AllowRemote: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		local net.Addr
+		host  string
+		ok    bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 7001}, "10.0.0.1:7001", true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 7001}, "10.0.0.1:7001", false},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 7001}, "10.0.0.2:7001", true},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 7002}, "10.0.0.2:7001", false},
+		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 7001, Zone: "eth0"}, "10.0.0.2:7001", false},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 7001}, "10.0.0.2:7001", true},
+		{&net.UnixAddr{Name: "/tmp/s", Net: "unix"}, "10.0.0.2:7001", false},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, tt.local))
+		r.Host = tt.host
+		if err := g.check(r); (err == nil) != tt.ok {
+			t.Errorf("local %v, Host %q: check = %v, want allowed %v", tt.local, tt.host, err, tt.ok)
+		}
+	}
+}
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost":        true,
+		"127.0.0.1":        true,
+		"127.255.0.9":      true,
+		"::1":              true,
+		"::ffff:127.0.0.1": true, // as net.IP sees it
+		"::1%lo":           false,
+		"fe80::1%lo":       false,
+		"0127.0.0.1":       false,
+		"128.0.0.1":        false,
+		"::2":              false,
+		"localhost.":       false,
+		"":                 false,
+	} {
+		if got := isLoopbackHost(host); got != want {
+			t.Errorf("isLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && want != (ip != nil && ip.IsLoopback()) {
+			t.Errorf("isLoopbackHost(%q) differs from net.IP", host)
+		}
+	}
+}

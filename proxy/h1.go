@@ -306,6 +306,7 @@ type h1Conn struct {
 	idleSince time.Time
 	limit     int64 // bytes that reads may still return; < 0: no limit
 	answered  bool  // the upstream sent bytes of an answer
+	peek      *peeker
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {

@@ -8,3 +8,5 @@ package proxy
 const canPeek = false
 
 func (c *h1Conn) alive() bool { return false }
+
+type peeker struct{}

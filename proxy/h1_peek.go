@@ -15,19 +15,36 @@ const canPeek = true
 // read: the upstream has neither closed it nor sent anything unasked (such
 // as a 408 before closing). It peeks without blocking.
 func (c *h1Conn) alive() bool {
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	if c.peek == nil {
+		sc, ok := c.nc.(syscall.Conn)
+		if !ok {
+			return false
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		p := &peeker{rc: rc}
+		p.fn = p.recv
+		c.peek = p
+	}
+	p := c.peek
+	if err := p.rc.Read(p.fn); err != nil {
 		return false
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var buf [1]byte
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, rerr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // never wait for readiness
-	})
-	return err == nil && (errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK))
+	return errors.Is(p.err, syscall.EAGAIN) || errors.Is(p.err, syscall.EWOULDBLOCK)
+}
+
+// peeker is what alive needs, made once per connection: it runs for
+// every request on a reused connection.
+type peeker struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool // p.recv, as a func value made once
+	err error
+	buf [1]byte
+}
+
+func (p *peeker) recv(fd uintptr) bool {
+	_, _, p.err = syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return true // never wait for readiness
 }
