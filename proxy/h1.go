@@ -356,6 +356,19 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 		return nil, err
 	}
 	var res *http.Response
+	c.limit = maxResponseHeaderBytes
+	res, direct := parseResponse(c.br, req)
+	c.limit = -1
+	if direct {
+		body := &h1Body{t: t, c: c, ctx: ctx, stop: stop, keep: !req.Close, left: res.ContentLength}
+		if res.ContentLength == 0 {
+			res.Body = http.NoBody
+			body.release(body.keep)
+		} else {
+			res.Body = body
+		}
+		return res, nil
+	}
 	for {
 		c.limit = maxResponseHeaderBytes
 		res, err = http.ReadResponse(c.br, req)
@@ -393,7 +406,8 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 type h1Body struct {
 	t    *h1Transport
 	c    *h1Conn
-	body io.ReadCloser // as http.ReadResponse made it
+	body io.ReadCloser // as http.ReadResponse made it; nil: read left bytes from c.br
+	left int64
 	ctx  context.Context
 	stop func() bool // ends the context's hold on the connection
 	keep bool        // the connection may be reused after the body
@@ -408,7 +422,13 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done.Load() {
 		return 0, errors.New("proxy: read on closed response body")
 	}
-	n, err := b.body.Read(p)
+	var n int
+	var err error
+	if b.body != nil {
+		n, err = b.body.Read(p)
+	} else {
+		n, err = b.readLeft(p)
+	}
 	switch {
 	case err == io.EOF:
 		b.eof = true
@@ -418,6 +438,23 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		if ctxErr := b.ctx.Err(); ctxErr != nil {
 			err = ctxErr
 		}
+	}
+	return n, err
+}
+
+// readLeft reads the body parseResponse found: the next left bytes, then
+// io.EOF, which comes with the last of them, as net/http's body does.
+func (b *h1Body) readLeft(p []byte) (int, error) {
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.c.br.Read(p)
+	b.left -= int64(n)
+	switch {
+	case b.left == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF
 	}
 	return n, err
 }
