@@ -58,7 +58,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
 		return nil, false
 	}
 	head := buf[:end] // each line with its CRLF
-	lines-- // the header lines
+	lines--           // the header lines
 	// Names are canonicalized in place, so the copy is made first; when
 	// they are canonical already (Go and most servers), that is all.
 	var s string
