@@ -44,6 +44,9 @@ const (
 // goroutines per connection and hands every request and response between
 // them; for the proxy's small JSON-RPC exchanges that was a third of its CPU
 // time, and for an idle SSE stream two more goroutine stacks and buffers.
+// The usual small request and response are written and read by
+// writeRequest and parseResponse, the others by net/http's Request.Write
+// and ReadResponse.
 //
 // It handles only what it can do exactly as net/http's Transport would and
 // passes everything else to fallback: https (TLS, HTTP/2 where the upstream
