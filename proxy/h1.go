@@ -360,6 +360,16 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	}
 	var res *http.Response
 	c.limit = maxResponseHeaderBytes
+	// Wait for the answer here, not in parseResponse: bufio hands out a
+	// read error (a reset) only once, and it is the one to report.
+	if _, err := c.br.Peek(1); err != nil {
+		c.limit = -1
+		stop()
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // as http.ReadResponse says it
+		}
+		return nil, err
+	}
 	res, direct := parseResponse(c.br, req)
 	c.limit = -1
 	if direct {

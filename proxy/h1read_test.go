@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -205,6 +207,52 @@ func TestH1DirectBody(t *testing.T) {
 		}
 		if n := accepted.Load(); n != step.conns {
 			t.Errorf("after GET %s: %d connections, want %d", step.path, n, step.conns)
+		}
+	}
+}
+
+// TestH1ReportsResetBeforeAnswer checks that an upstream resetting the
+// connection instead of answering is reported as a reset, as net/http's
+// Transport reports it, not as an early end of the answer.
+func TestH1ReportsResetBeforeAnswer(t *testing.T) {
+	url := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+		if _, err := readRequest(br); err != nil {
+			return
+		}
+		c.(*net.TCPConn).SetLinger(0) // close with RST
+	})
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", url+"/mcp", nil)
+	if _, err := newTestH1(t).RoundTrip(req); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("RoundTrip: %v, want connection reset by peer", err)
+	}
+}
+
+// TestH1WroteRequestTrace checks that a ClientTrace's WroteRequest hook
+// fires once per request, as with net/http's Transport.
+func TestH1WroteRequestTrace(t *testing.T) {
+	url := rawUpstream(t, func(i int, c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, okResponse)
+		}
+	})
+	tr := newTestH1(t)
+	for _, method := range []string{"GET", "POST"} {
+		wrote := 0
+		ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { wrote++ },
+		})
+		req, _ := http.NewRequestWithContext(ctx, method, url+"/mcp", nil)
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if wrote != 1 {
+			t.Errorf("%s: WroteRequest called %d times, want 1", method, wrote)
 		}
 	}
 }

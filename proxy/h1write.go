@@ -20,12 +20,12 @@ import (
 // holds the two to the same bytes.
 func writeRequest(bw *bufio.Writer, req *http.Request) (bool, error) {
 	body := req.Body != nil && req.Body != http.NoBody
-	if req.Close || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 ||
+	if req.Close || req.Method == http.MethodConnect || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 ||
 		body && req.ContentLength <= 0 || !body && req.ContentLength != 0 {
 		return false, nil
 	}
 	if trace := httptrace.ContextClientTrace(req.Context()); trace != nil &&
-		(trace.WroteHeaderField != nil || trace.WroteHeaders != nil) {
+		(trace.WroteHeaderField != nil || trace.WroteHeaders != nil || trace.WroteRequest != nil) {
 		return false, nil
 	}
 	method := req.Method
@@ -106,17 +106,19 @@ func writeRequest(bw *bufio.Writer, req *http.Request) (bool, error) {
 	if !body {
 		return true, nil
 	}
-	defer req.Body.Close()
+	// As net/http: the body up to its length, then whatever it has left
+	// (counted, not sent), then Close, the first error winning.
 	n, err := io.Copy(bw, io.LimitReader(req.Body, req.ContentLength))
+	if err == nil {
+		var extra int64
+		extra, err = io.Copy(io.Discard, req.Body)
+		n += extra
+	}
+	if cerr := req.Body.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return true, err
-	}
-	if n == req.ContentLength {
-		var extra [1]byte
-		if m, _ := req.Body.Read(extra[:]); m > 0 {
-			more, _ := io.Copy(io.Discard, req.Body)
-			n += int64(m) + more
-		}
 	}
 	if n != req.ContentLength {
 		return true, fmt.Errorf("http: ContentLength=%d with Body length %d", req.ContentLength, n)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -213,6 +214,65 @@ func BenchmarkWriteRequest(b *testing.B) {
 					b.Fatal(err)
 				}
 				bw.Flush()
+			}
+		})
+	}
+}
+
+type closeFails struct{ io.Reader }
+
+func (closeFails) Close() error { return errors.New("close failed") }
+
+// failsAfter is a body that fails when read past its bytes.
+type failsAfter struct{ r *strings.Reader }
+
+func (b failsAfter) Read(p []byte) (int, error) {
+	if b.r.Len() == 0 {
+		return 0, errors.New("read failed after the last byte")
+	}
+	return b.r.Read(p)
+}
+
+func (failsAfter) Close() error { return nil }
+
+// TestWriteRequestBodyErrors checks the errors of bodies that fail to
+// close or fail after their last byte, which net/http reports, and that
+// CONNECT (whose request line names the host) is left to Request.Write.
+func TestWriteRequestBodyErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		req    func() *http.Request
+		direct bool
+	}{
+		{"Close fails", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://up.example/mcp", nil)
+			r.Body, r.ContentLength = closeFails{strings.NewReader("{}")}, 2
+			return r
+		}, true},
+		{"read fails after the length", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://up.example/mcp", nil)
+			r.Body, r.ContentLength = failsAfter{strings.NewReader("{}")}, 2
+			return r
+		}, true},
+		{"CONNECT", func() *http.Request {
+			return &http.Request{Method: "CONNECT", URL: &url.URL{Host: "up.example:443"}, Host: "up.example:443", Header: http.Header{}}
+		}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var a, b bytes.Buffer
+			wa, wb := bufio.NewWriter(&a), bufio.NewWriter(&b)
+			written, fastErr := writeRequest(wa, tt.req())
+			wa.Flush()
+			if written != tt.direct {
+				t.Fatalf("writeRequest wrote it: %v, want %v", written, tt.direct)
+			}
+			if !written {
+				return
+			}
+			stdErr := tt.req().Write(wb)
+			wb.Flush()
+			if fastErr == nil || a.String() != b.String() || errString(fastErr) != errString(stdErr) {
+				t.Errorf("writeRequest: %q, err %v\nRequest.Write: %q, err %v", a.String(), fastErr, b.String(), stdErr)
 			}
 		})
 	}
