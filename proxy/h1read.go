@@ -115,10 +115,8 @@ func parseResponse(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
 		for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
 			v = v[:len(v)-1]
 		}
-		for i := range len(v) {
-			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-				return nil, false
-			}
+		if !validHeaderValue(v) {
+			return nil, false
 		}
 		switch name {
 		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
@@ -166,15 +164,15 @@ func indexCRLF(s string) int {
 	}
 }
 
-// canonicalize puts the header names in head into canonical form, as
-// net/textproto does for names that are tokens.
+// canonicalize puts the header names in head (each line after the status
+// line, up to its first colon) into canonical form, as net/textproto does.
+// A name that is not a token is refused afterwards, changed or not.
 func canonicalize(head []byte) {
-	eachName(head, func(name []byte) {
-		for _, c := range name {
-			if !isTokenByte(c) {
-				return // refused by parseResponse anyway
-			}
-		}
+	_, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, _, _ := bytes.Cut(line, []byte(":"))
 		upper := true
 		for i, c := range name {
 			if upper && 'a' <= c && c <= 'z' {
@@ -184,20 +182,5 @@ func canonicalize(head []byte) {
 			}
 			upper = c == '-'
 		}
-	})
-}
-
-// eachName calls f with the bytes before the first colon of each line of
-// head after the first.
-func eachName(head []byte, f func(name []byte)) {
-	_, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	for len(rest) > 0 {
-		line, r, _ := bytes.Cut(rest, []byte("\r\n"))
-		rest = r
-		if name, _, ok := bytes.Cut(line, []byte(":")); ok {
-			f(name)
-		}
 	}
 }
-
-func isTokenByte(c byte) bool { return c < 0x80 && tokenChars[c] }

@@ -159,7 +159,7 @@ func (s *Server) validate() (*url.URL, error) {
 		return nil, fmt.Errorf("proxy: server %q: transport %q: want \"http\" or \"sse\"", s.Name, s.Transport)
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Headers)) {
-		if !validHeaderName(k) {
+		if !isToken(k) {
 			return nil, fmt.Errorf("proxy: server %q: header %q: invalid name", s.Name, k)
 		}
 		if !validHeaderValue(s.Headers[k]) {
@@ -176,18 +176,35 @@ func redact(u *url.URL) string {
 	return v.String()
 }
 
-// validHeaderName reports whether name is an RFC 9110 field name (a token).
-func validHeaderName(name string) bool {
-	if name == "" {
+// isToken reports whether s is an RFC 9110 token (section 5.6.2), as a
+// header name and a method must be.
+func isToken(s string) bool {
+	if s == "" {
 		return false
 	}
-	for _, c := range []byte(name) {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+	for i := range len(s) {
+		if !isTokenByte(s[i]) {
 			return false
 		}
 	}
 	return true
 }
+
+func isTokenByte(c byte) bool { return c < 0x80 && tokenChars[c] }
+
+var tokenChars = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 // validHeaderValue reports whether v holds no control characters but tab.
 func validHeaderValue(v string) bool {
