@@ -34,6 +34,7 @@ func (b *bufferPool) put(p *[]byte) { b.pool.Put(p) }
 // responseBuffers is the BufferPool of one request's ReverseProxy: it hands
 // out a small buffer when ModifyResponse found an event stream answering a
 // GET, and a large one otherwise.
+//
 // ReverseProxy gets one buffer per response and puts it back; the box it
 // came in is kept until then, so that putting it back allocates nothing.
 type responseBuffers struct {
