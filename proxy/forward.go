@@ -207,7 +207,7 @@ func newTransport() http.RoundTripper {
 // reqInfo is what the proxy knows about an inbound request; it travels in the
 // request context to the transport, ModifyResponse and ErrorHandler.
 type reqInfo struct {
-	local    string          // origin of the listener as the client named it, "http://" + Host
+	host     string          // the Host the client named: the listener as "http://" + host
 	body     []byte          // the buffered body; nil when there was none or it was streamed
 	streamed bool            // the body was too large to buffer and cannot be replayed
 	w        flushWriter     // the response writer ReverseProxy writes to
@@ -232,7 +232,7 @@ func infoFrom(ctx context.Context) *reqInfo {
 // replay the request, and returns the request's reqInfo. It answers a body
 // that cannot be read with 400 and reports false.
 func (h *handler) prepare(w http.ResponseWriter, r *http.Request) (*reqInfo, bool) {
-	info := &reqInfo{local: "http://" + r.Host}
+	info := &reqInfo{host: r.Host}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		if err := h.buffer(r, info); err != nil {
 			h.log.Debug("reading request body", "err", err)
@@ -423,7 +423,7 @@ func (h *handler) rewriteEndpoint(data string, info *reqInfo) string {
 // one to one) and other origins are left alone: both report false.
 func (h *handler) localURL(ref string, info *reqInfo) (string, bool) {
 	u, err := url.Parse(ref)
-	if err != nil || u.Host == "" || info.local == "" {
+	if err != nil || u.Host == "" || info.host == "" {
 		return "", false
 	}
 	if u.Scheme == "" { // network-path reference, "//host/path"
@@ -432,7 +432,7 @@ func (h *handler) localURL(ref string, info *reqInfo) (string, bool) {
 	if !sameOrigin(u, h.up) {
 		return "", false
 	}
-	l, err := url.Parse(info.local)
+	l, err := url.Parse("http://" + info.host)
 	if err != nil {
 		return "", false
 	}

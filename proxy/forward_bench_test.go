@@ -92,7 +92,7 @@ func BenchmarkRewrite(b *testing.B) {
 	h := benchHandler(b, cannedTransport{})
 	in := clientRequest("")
 	in.Header.Set("Origin", "http://localhost:3000")
-	ctx := context.WithValue(in.Context(), reqInfoKey{}, &reqInfo{local: "http://127.0.0.1:7001"})
+	ctx := context.WithValue(in.Context(), reqInfoKey{}, &reqInfo{host: "127.0.0.1:7001"})
 	in = in.WithContext(ctx)
 	b.ReportAllocs()
 	for b.Loop() {
