@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // The tests in this file run the real binary, as a user would.
@@ -235,5 +239,80 @@ func TestBinaryLoginWithSecretService(t *testing.T) {
 	r := runBinary(t, os.Environ(), "auth", "status")
 	if r.code != 0 || !strings.Contains(r.stdout, identity) || !strings.Contains(r.stdout, "expires in") {
 		t.Errorf("auth status after login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestBinaryHTTP2Upstream: serve speaks HTTP/2 to an https upstream that
+// offers it, trusting it through the system roots (SSL_CERT_FILE), for
+// every request and the event stream.
+func TestBinaryHTTP2Upstream(t *testing.T) {
+	var mu sync.Mutex
+	protos := map[string]int{}
+	mcpHandler := streamableMCP(false)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos[r.Proto]++
+		mu.Unlock()
+		mcpHandler.ServeHTTP(w, r)
+	}))
+	up.EnableHTTP2 = true
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	certFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})
+	if err := os.WriteFile(certFile, pemCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("mcp:\n  servers:\n    tls:\n      url: %s/mcp\n      auth: {oauth: false}\n", up.URL))
+	port := freePort(t)
+	cmd := exec.Command(binary(t), "serve", "--config", cfg, "--listen", fmt.Sprintf("tls=127.0.0.1:%d", port),
+		"--persist", "memory", "--admin", "off")
+	cmd.Env = append(noDBusEnv(t), "SSL_CERT_FILE="+certFile)
+	stdout := new(oauthtest.Buffer)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(serveWait):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("serve did not exit on SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("serve's stderr:\n%s", stderr.String())
+		}
+	})
+	ctx := testContext(t)
+	waitCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-exited: // fail fast when serve stops
+			cancel()
+		case <-waitCtx.Done():
+		}
+	}()
+	if _, err := stdout.WaitFor(waitCtx, func(s string) bool { return strings.Contains(s, localURL(port, "/mcp")) }); err != nil {
+		t.Fatalf("no listener table: %v\nstdout:\n%s", err, stdout)
+	}
+
+	cs := connectMCP(t, ctx, &mcp.StreamableClientTransport{Endpoint: localURL(port, "/mcp")}, nil)
+	callEcho(t, ctx, cs, "over h2")
+	cs.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	// initialize, initialized, the call, the event stream and the DELETE.
+	if protos["HTTP/2.0"] < 4 || len(protos) != 1 {
+		t.Errorf("upstream got %v, want only HTTP/2.0", protos)
 	}
 }
