@@ -46,6 +46,7 @@ func main() {
 	token := flag.String("token", "bench-token", "the bearer `token` to inject")
 	plain := flag.Bool("plain", false, "run a bare httputil.ReverseProxy instead of the proxy package")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this `address`")
+	server := flag.String("server", "net/http", "the HTTP/1.1 `server` under the proxy's handler: net/http, or mini (an experiment, see mini.go)")
 	memRate := flag.Int("memprofilerate", runtime.MemProfileRate, "runtime.MemProfileRate: 1 records every allocation")
 	flag.Parse()
 	runtime.MemProfileRate = *memRate
@@ -60,6 +61,10 @@ func main() {
 	}
 	if *plain {
 		runPlain(ctx, *upstream, *listen, *token)
+		return
+	}
+	if *server == "mini" {
+		runMini(ctx, *upstream, *listen, *token)
 		return
 	}
 	p, err := proxy.Start(ctx, []proxy.Server{{
@@ -106,4 +111,28 @@ func runPlain(ctx context.Context, upstream, listen, token string) {
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
+}
+
+// runMini serves the proxy's handler with the minimal server of mini.go.
+func runMini(ctx context.Context, upstream, listen, token string) {
+	h, err := proxy.NewHandler(proxy.Server{Name: "bench", Upstream: upstream, Auth: staticAuth(token)},
+		proxy.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		log.Fatal(err)
+	}
+	up, err := url.Parse(upstream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("http://%s%s\n", ln.Addr(), up.Path)
+	os.Stdout.Sync()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	serveMini(ctx, ln, h)
 }
