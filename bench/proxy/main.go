@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
@@ -46,7 +47,7 @@ func main() {
 	token := flag.String("token", "bench-token", "the bearer `token` to inject")
 	plain := flag.Bool("plain", false, "run a bare httputil.ReverseProxy instead of the proxy package")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this `address`")
-	server := flag.String("server", "net/http", "the HTTP/1.1 `server` under the proxy's handler: net/http, or mini (an experiment, see mini.go)")
+	server := flag.String("server", "net/http", "the HTTP/1.1 `server` under the proxy's handler: net/http, or mini, mini+bgread, mini+deadlines or mini+both (an experiment, see mini.go)")
 	memRate := flag.Int("memprofilerate", runtime.MemProfileRate, "runtime.MemProfileRate: 1 records every allocation")
 	flag.Parse()
 	runtime.MemProfileRate = *memRate
@@ -63,9 +64,15 @@ func main() {
 		runPlain(ctx, *upstream, *listen, *token)
 		return
 	}
-	if *server == "mini" {
-		runMini(ctx, *upstream, *listen, *token)
+	if mode, ok := strings.CutPrefix(*server, "mini"); ok {
+		o := miniOptions{bgRead: mode == "+bgread" || mode == "+both", deadlines: mode == "+deadlines" || mode == "+both"}
+		if mode != "" && !o.bgRead && !o.deadlines {
+			log.Fatalf("proxy: unknown -server %q", *server)
+		}
+		runMini(ctx, *upstream, *listen, *token, o)
 		return
+	} else if *server != "net/http" {
+		log.Fatalf("proxy: unknown -server %q", *server)
 	}
 	p, err := proxy.Start(ctx, []proxy.Server{{
 		Name:     "bench",
@@ -114,7 +121,7 @@ func runPlain(ctx context.Context, upstream, listen, token string) {
 }
 
 // runMini serves the proxy's handler with the minimal server of mini.go.
-func runMini(ctx context.Context, upstream, listen, token string) {
+func runMini(ctx context.Context, upstream, listen, token string, o miniOptions) {
 	h, err := proxy.NewHandler(proxy.Server{Name: "bench", Upstream: upstream, Auth: staticAuth(token)},
 		proxy.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -134,5 +141,5 @@ func runMini(ctx context.Context, upstream, listen, token string) {
 		<-ctx.Done()
 		ln.Close()
 	}()
-	serveMini(ctx, ln, h)
+	serveMini(ctx, ln, h, o)
 }

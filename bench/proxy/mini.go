@@ -9,6 +9,14 @@ package main
 // timeouts, its Expect and Upgrade handling, its request-smuggling
 // checks beyond ReadRequest's, or its background read, so a request's
 // context does not end when the client goes away.
+//
+// Two of net/http's costs can be added back, to see what each weighs:
+// with -server mini+bgread a request whose body has been read starts a
+// goroutine that waits for the client's next byte (ending the context when
+// the client goes away), aborted with a past read deadline once the handler
+// returns, as net/http's server does; with -server mini+deadlines each
+// request sets and clears read deadlines as ReadHeaderTimeout and
+// IdleTimeout do (-server mini+both adds both).
 
 import (
 	"bufio"
@@ -19,27 +27,51 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
+// miniOptions are net/http's costs the loop adds back.
+type miniOptions struct {
+	bgRead    bool // a background read per request
+	deadlines bool // read deadlines per request
+}
+
 // serveMini serves h on ln until ln is closed.
-func serveMini(ctx context.Context, ln net.Listener, h http.Handler) error {
+func serveMini(ctx context.Context, ln net.Listener, h http.Handler, o miniOptions) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		go miniConn(ctx, c, h)
+		go miniConn(ctx, c, h, o)
 	}
 }
 
-func miniConn(ctx context.Context, c net.Conn, h http.Handler) {
+var aLongTimeAgo = time.Unix(1, 0)
+
+func miniConn(ctx context.Context, c net.Conn, h http.Handler, o miniOptions) {
 	defer c.Close()
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
-	br := bufio.NewReaderSize(c, 4<<10)
+	cr := &miniReader{c: c}
+	cr.cond.L = &cr.mu
+	br := bufio.NewReaderSize(cr, 4<<10)
 	bw := bufio.NewWriterSize(c, 4<<10)
 	remote := c.RemoteAddr().String()
 	for {
+		if o.deadlines {
+			// As net/http: the idle timeout until the next request starts,
+			// then the header timeout, then none.
+			c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			if _, err := br.Peek(4); err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		}
 		req, err := http.ReadRequest(br)
+		if o.deadlines {
+			c.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			if err != io.EOF {
 				fmt.Fprintf(bw, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
@@ -50,10 +82,21 @@ func miniConn(ctx context.Context, c net.Conn, h http.Handler) {
 		req.RemoteAddr = remote
 		rctx, cancel := context.WithCancel(ctx)
 		req = req.WithContext(rctx)
+		if o.bgRead {
+			if req.ContentLength == 0 {
+				cr.startBackgroundRead(cancel)
+			} else {
+				req.Body = &eofHook{ReadCloser: req.Body, fn: func() { cr.startBackgroundRead(cancel) }}
+			}
+		}
 		w := &miniWriter{bw: bw, header: make(http.Header), head: req.Method == http.MethodHead}
 		h.ServeHTTP(w, req)
 		cancel()
 		w.finish()
+		cr.abortPendingRead()
+		if o.deadlines {
+			c.SetWriteDeadline(time.Time{})
+		}
 		// Drain what the handler left of the body, so the next request starts at its start.
 		_, derr := io.Copy(io.Discard, req.Body)
 		req.Body.Close()
@@ -155,4 +198,80 @@ func (w *miniWriter) finish() {
 		w.bw.WriteString("0\r\n\r\n")
 	}
 	w.FlushError()
+}
+
+// miniReader reads the connection for the request reader and, between a
+// request's body and its response's end, waits in a goroutine of its own
+// for the client's next byte, as net/http's connReader does.
+type miniReader struct {
+	c       net.Conn
+	mu      sync.Mutex
+	cond    sync.Cond
+	inRead  bool // the background read is running
+	aborted bool
+	has     bool // b holds a byte the background read got
+	b       [1]byte
+}
+
+func (r *miniReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	if r.has && len(p) > 0 {
+		p[0], r.has = r.b[0], false
+		r.mu.Unlock()
+		return 1, nil
+	}
+	r.mu.Unlock()
+	return r.c.Read(p)
+}
+
+func (r *miniReader) startBackgroundRead(cancel context.CancelFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inRead || r.has {
+		return
+	}
+	r.inRead = true
+	go func() {
+		n, err := r.c.Read(r.b[:])
+		r.mu.Lock()
+		if n == 1 {
+			r.has = true
+		}
+		if ne, ok := err.(net.Error); err != nil && !(ok && ne.Timeout() && r.aborted) {
+			cancel() // the client went away
+		}
+		r.inRead, r.aborted = false, false
+		r.mu.Unlock()
+		r.cond.Broadcast()
+	}()
+}
+
+func (r *miniReader) abortPendingRead() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.inRead {
+		return
+	}
+	r.aborted = true
+	r.c.SetReadDeadline(aLongTimeAgo)
+	for r.inRead {
+		r.cond.Wait()
+	}
+	r.c.SetReadDeadline(time.Time{})
+}
+
+// eofHook calls fn when the body it wraps reaches its end.
+type eofHook struct {
+	io.ReadCloser
+	fn    func()
+	fired bool
+}
+
+func (e *eofHook) Read(p []byte) (int, error) {
+	n, err := e.ReadCloser.Read(p)
+	if err == io.EOF && !e.fired {
+		e.fired = true
+		e.fn()
+	}
+	return n, err
 }
