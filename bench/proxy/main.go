@@ -47,7 +47,7 @@ func main() {
 	token := flag.String("token", "bench-token", "the bearer `token` to inject")
 	plain := flag.Bool("plain", false, "run a bare httputil.ReverseProxy instead of the proxy package")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this `address`")
-	server := flag.String("server", "net/http", "the HTTP/1.1 `server` under the proxy's handler: net/http, or mini, mini+bgread, mini+deadlines or mini+both (an experiment, see mini.go)")
+	server := flag.String("server", "net/http", "the HTTP/1.1 `server` under the proxy's handler: net/http, or mini, mini+bgread, mini+deadlines, mini+both or mini+lazy (an experiment, see mini.go)")
 	memRate := flag.Int("memprofilerate", runtime.MemProfileRate, "runtime.MemProfileRate: 1 records every allocation")
 	flag.Parse()
 	runtime.MemProfileRate = *memRate
@@ -65,7 +65,11 @@ func main() {
 		return
 	}
 	if mode, ok := strings.CutPrefix(*server, "mini"); ok {
-		o := miniOptions{bgRead: mode == "+bgread" || mode == "+both", deadlines: mode == "+deadlines" || mode == "+both"}
+		o := miniOptions{
+			bgRead:    mode == "+bgread" || mode == "+both",
+			deadlines: mode == "+deadlines" || mode == "+both" || mode == "+lazy",
+			lazy:      mode == "+lazy",
+		}
 		if mode != "" && !o.bgRead && !o.deadlines {
 			log.Fatalf("proxy: unknown -server %q", *server)
 		}
