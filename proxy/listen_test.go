@@ -136,6 +136,35 @@ func TestStartRefuses(t *testing.T) {
 	}
 }
 
+// TestShutdownWithUnusedConnection: a client that opened a connection and
+// sent nothing on it (as HTTP clients do when they dial ahead) must not hold
+// Shutdown up. net/http's Shutdown waits 5 s before it counts such a
+// connection as idle, as long as Shutdown itself waits, so serve's Ctrl-C
+// took 5 s and failed.
+func TestShutdownWithUnusedConnection(t *testing.T) {
+	up, _ := upstream(t, echoHandler(), nil)
+	p := start(t, []proxy.Server{{Name: "s", Upstream: up.URL + "/mcp"}}, proxy.Options{})
+	addr := p.Listeners()[0].Addr
+	unused, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unused.Close()
+	// A used connection, idle between requests, next to it.
+	if status, _, _ := post(t, p.Listeners()[0].URL, rpcBody(1, "ping"), nil); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v, want nil", err)
+	}
+	if n, err := unused.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the unused connection is still open (read %d bytes)", n)
+	}
+}
+
 func TestShutdownWithOpenStreams(t *testing.T) {
 	streaming := make(chan struct{}, 1)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

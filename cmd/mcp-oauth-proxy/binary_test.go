@@ -275,14 +275,19 @@ func TestBinaryHTTP2Upstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	var waitErr error
 	go func() {
-		cmd.Wait()
+		waitErr = cmd.Wait()
 		close(exited)
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-exited:
+			// A client's idle or unused connections must not make it fail.
+			if waitErr != nil {
+				t.Errorf("serve on SIGINT: %v, want exit 0", waitErr)
+			}
 		case <-time.After(serveWait):
 			cmd.Process.Kill()
 			<-exited
