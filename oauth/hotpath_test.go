@@ -17,24 +17,34 @@ import (
 
 // tokensNow calls h.Token n times on another goroutine and returns the
 // tokens, failing the test if they do not come back before ctx ends: a
-// Token that waited for the held refresh or login would never return.
+// Token that waited for the held refresh or login would never return. The
+// goroutine stops at the first error and reports only through its channel,
+// so it cannot touch t after the test.
 func tokensNow(t *testing.T, ctx context.Context, h *Handler, n int) []string {
 	t.Helper()
-	done := make(chan []string, 1)
+	type result struct {
+		toks []string
+		err  error
+	}
+	done := make(chan result, 1)
 	go func() {
 		toks := make([]string, 0, n)
 		for range n {
 			tok, err := h.Token(ctx)
 			if err != nil {
-				t.Errorf("Token: %v", err)
+				done <- result{toks, err}
+				return
 			}
 			toks = append(toks, tok)
 		}
-		done <- toks
+		done <- result{toks, nil}
 	}()
 	select {
-	case toks := <-done:
-		return toks
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("Token after %d calls: %v", len(r.toks), r.err)
+		}
+		return r.toks
 	case <-ctx.Done():
 		t.Fatalf("Token did not return while a refresh or login was held: %v", ctx.Err())
 		return nil
@@ -151,5 +161,9 @@ func TestHandlerTokenDuringLogin(t *testing.T) {
 		}
 	}
 	cancel()
-	<-challenged
+	select {
+	case <-challenged:
+	case <-ctx.Done():
+		t.Error("the login did not end when its context did")
+	}
 }

@@ -82,6 +82,10 @@ func TestDefaultTransportProtocols(t *testing.T) {
 			if err != nil {
 				t.Fatalf("connect: %v", err)
 			}
+			// Closed before the counts, and on every failure path: an open
+			// event stream would hold local.Close.
+			closeSession := sync.OnceValue(cs.Close)
+			defer closeSession()
 			for _, text := range []string{"one", "two"} {
 				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: mcptest.EchoArgs{Text: text}})
 				if err != nil {
@@ -91,7 +95,7 @@ func TestDefaultTransportProtocols(t *testing.T) {
 					t.Errorf("echo %q = %v", text, res.Content)
 				}
 			}
-			cs.Close()
+			closeSession()
 
 			got := rec.counts()
 			want, other := "HTTP/1.1", "HTTP/2.0"
@@ -103,8 +107,24 @@ func TestDefaultTransportProtocols(t *testing.T) {
 			if got[want] < 6 || got[other] != 0 {
 				t.Errorf("upstream got %v, want only %s, at least 6", got, want)
 			}
+			// Which transport sent them: the proxy's own keeps its idle
+			// connections, net/http's Transport its own.
+			if idle := idleConns(tr); tls && idle != 0 || !tls && idle == 0 {
+				t.Errorf("the proxy's own transport holds %d idle connections after the session", idle)
+			}
 		})
 	}
+}
+
+// idleConns counts the idle connections t's own HTTP/1.1 pool holds.
+func idleConns(t *h1Transport) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, conns := range t.idle {
+		n += len(conns)
+	}
+	return n
 }
 
 // upstreamTLS trusts srv's certificate, as a system root would.
