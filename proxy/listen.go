@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/shutdown"
 )
 
 // ErrNotLoopback is returned by [Start] for a listen address that is not a
@@ -46,31 +48,6 @@ type listener struct {
 	info ListenerInfo
 	srv  *http.Server
 	ln   net.Listener
-
-	// fresh holds the connections on which no request has started
-	// (net.Conn → struct{}), for Shutdown to close: net/http's Shutdown
-	// waits 5 s before it counts them as idle, which is as long as
-	// Shutdown waits at all, and every request ends at Shutdown anyway.
-	fresh sync.Map
-}
-
-// connState is the server's ConnState hook: it keeps fresh up to date.
-func (l *listener) connState(c net.Conn, s http.ConnState) {
-	switch s {
-	case http.StateNew:
-		l.fresh.Store(c, struct{}{})
-	case http.StateActive, http.StateClosed, http.StateHijacked:
-		l.fresh.Delete(c)
-	}
-}
-
-// closeFresh closes the connections on which no request has started. The
-// server runs it once its listener is closed.
-func (l *listener) closeFresh() {
-	l.fresh.Range(func(c, _ any) bool {
-		c.(net.Conn).Close()
-		return true
-	})
 }
 
 // Start binds one listener per server and serves them in the background
@@ -138,10 +115,11 @@ func Start(ctx context.Context, servers []Server, o Options) (*Proxy, error) {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			BaseContext:       func(net.Listener) context.Context { return baseCtx },
-			ConnState:         l.connState,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
-		l.srv.RegisterOnShutdown(l.closeFresh)
+		// Shutdown ends every request: nothing to wait for on a
+		// connection that has not sent one.
+		shutdown.CloseUnused(l.srv)
 		p.listeners = append(p.listeners, l)
 	}
 	for _, l := range p.listeners {

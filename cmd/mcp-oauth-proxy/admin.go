@@ -19,6 +19,7 @@ import (
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/admin"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/shutdown"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
@@ -189,6 +190,9 @@ func (p *statusPage) serve(a *app, f *serveFlags, infos []proxy.ListenerInfo, se
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	// A browser preconnects to a page it has open: Ctrl-C must not wait
+	// for that connection.
+	shutdown.CloseUnused(p.srv)
 	go func() {
 		if err := p.srv.Serve(p.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logger.Error("the status page stopped", "err", err)
