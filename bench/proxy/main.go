@@ -75,7 +75,8 @@ func main() {
 		}
 		runMini(ctx, *upstream, *listen, *token, o)
 		return
-	} else if *server != "net/http" {
+	}
+	if *server != "net/http" {
 		log.Fatalf("proxy: unknown -server %q", *server)
 	}
 	p, err := proxy.Start(ctx, []proxy.Server{{
