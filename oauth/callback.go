@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"html/template"
 	"log/slog"
 	"net"
@@ -16,6 +15,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/shutdown"
 )
 
 // Callbacks routes authorization responses to pending logins. It runs one
@@ -348,6 +350,9 @@ func (c *Callbacks) serveCallbacks(port int, lns []net.Listener) *callbackServer
 		},
 		lns: lns,
 	}
+	// The login ends when its server has shut down: a connection the
+	// browser opened and never used must not hold that up.
+	shutdown.CloseUnused(s.srv)
 	for _, ln := range lns {
 		log.Info("oauth: listening for authorization callbacks", "addr", ln.Addr().String())
 		s.wg.Go(func() {

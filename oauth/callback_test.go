@@ -405,6 +405,41 @@ func TestCallbackShutdown(t *testing.T) {
 	}
 }
 
+// TestCallbackCloseWithUnusedConnection: a browser may open a connection
+// it never uses next to the one that brings the code. The login ends (and
+// the request waiting for it is replayed) only when Close returns, so Close
+// must not wait out its shutdown bound (1 s by default, here an hour) for
+// that connection. net/http alone would close it after 5 s: Close has to
+// return well before.
+func TestCallbackCloseWithUnusedConnection(t *testing.T) {
+	c, _ := cbNew(t)
+	c.ShutdownTimeout = time.Hour
+	p, port := cbExpectFree(t, c, "/callback", cbStateA)
+	unused, err := net.Dial("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unused.Close()
+	if res := cbGet(t, port, "/callback?code=the-code&state="+cbStateA); res.status != http.StatusOK {
+		t.Fatalf("status %d, want 200", res.status)
+	}
+	if _, err := cbWait(t, p); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(4 * time.Second):
+		unused.Close() // lets Close return before the test ends
+		<-closed
+		t.Fatal("Close waited for a connection that never sent a request")
+	}
+}
+
 func TestWaitContext(t *testing.T) {
 	c, _ := cbNew(t)
 	p, _ := cbExpectFree(t, c, "/callback", cbStateA)
