@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/shutdown"
 )
 
 // ErrNotLoopback is returned by [Start] for a listen address that is not a
@@ -46,7 +44,7 @@ type Proxy struct {
 
 type listener struct {
 	info ListenerInfo
-	srv  *http.Server
+	srv  *h1Server
 	ln   net.Listener
 }
 
@@ -109,17 +107,9 @@ func Start(ctx context.Context, servers []Server, o Options) (*Proxy, error) {
 			log.Warn("listening on a non-loopback address: anyone who can reach it acts with your tokens",
 				"server", s.Name, "addr", l.info.Addr)
 		}
-		l.srv = &http.Server{
-			Handler: handlers[i],
-			// No WriteTimeout: it would cut long streams.
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			BaseContext:       func(net.Listener) context.Context { return baseCtx },
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
-		// Shutdown ends every request: nothing to wait for on a
-		// connection that has not sent one.
-		shutdown.CloseUnused(l.srv)
+		// The listener's own loop serves the usual POSTs and hands
+		// connections with anything else to net/http's server (server.go).
+		l.srv = newH1Server(handlers[i], baseCtx, log)
 		p.listeners = append(p.listeners, l)
 	}
 	for _, l := range p.listeners {

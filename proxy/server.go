@@ -1,0 +1,680 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// h1Server serves a listener's connections. It serves the requests MCP
+// clients send all the time, HTTP/1.1 POSTs with a Content-Length and plain
+// headers, on a loop of its own, and hands a connection to net/http's
+// server, for good, as soon as its next request is anything else (a GET, an
+// Expect, a chunked body, an upgrade, a long or unusual head).
+//
+// net/http's server costs the proxy 15–25 % of its CPU per request and tens
+// of microseconds of latency (BENCHMARKS.md): a goroutine per request that
+// watches for the client going away, a response buffer in front of the
+// connection's, and the generality no MCP client needs. This loop watches
+// for the client only once a request has run for lazyWatch, and writes the
+// response straight into the connection's buffer. Everything that decides
+// where a request ends is net/http's: the head is checked byte by byte
+// against a grammar narrower than net/http's before http.ReadRequest
+// parses it, and anything outside goes to net/http's server untouched, so
+// both cannot disagree on framing (FuzzH1Server compares them).
+type h1Server struct {
+	handler           http.Handler
+	baseCtx           context.Context
+	log               *slog.Logger
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+
+	std     *http.Server // serves the connections handed over
+	handoff handoffListener
+
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*serverConn]struct{}
+	closing bool
+	connsWG sync.WaitGroup
+
+	handedOff atomic.Int64 // connections given to std, for tests
+}
+
+// lazyWatch is how long a request runs before its connection is watched
+// for the client going away. A request cancelled by its client within it
+// runs on until it ends by itself or lazyWatch has passed.
+const lazyWatch = 10 * time.Millisecond
+
+// maxDiscard is how much unread request body is read and dropped after the
+// handler to keep the connection, as net/http's server does.
+const maxDiscard = 256 << 10
+
+func newH1Server(h http.Handler, baseCtx context.Context, log *slog.Logger) *h1Server {
+	s := &h1Server{
+		handler:           h,
+		baseCtx:           baseCtx,
+		log:               log,
+		readHeaderTimeout: 10 * time.Second,
+		idleTimeout:       2 * time.Minute,
+		conns:             make(map[*serverConn]struct{}),
+	}
+	s.handoff.conns = make(chan net.Conn)
+	s.handoff.done = make(chan struct{})
+	s.std = &http.Server{
+		Handler: h,
+		// No WriteTimeout: it would cut long streams.
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		IdleTimeout:       s.idleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Serve accepts connections on ln until it is closed, as http.Server.Serve
+// does, and returns http.ErrServerClosed after Shutdown or Close.
+func (s *h1Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	s.handoff.addr = ln.Addr()
+	s.std.ReadHeaderTimeout, s.std.IdleTimeout = s.readHeaderTimeout, s.idleTimeout
+	s.mu.Unlock()
+	go s.std.Serve(&s.handoff)
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accepting a connection", "err", err, "retry in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		hc := s.newConn(c)
+		if hc == nil {
+			c.Close()
+			continue
+		}
+		go hc.serve()
+	}
+}
+
+func (s *h1Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func (s *h1Server) newConn(c net.Conn) *serverConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	hc := &serverConn{srv: s, rwc: c, remote: c.RemoteAddr().String()}
+	hc.cr.c = c
+	hc.cr.cond.L = &hc.cr.mu
+	hc.state.Store(int32(http.StateNew))
+	s.conns[hc] = struct{}{}
+	s.connsWG.Add(1)
+	return hc
+}
+
+func (s *h1Server) forget(hc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, hc)
+	s.mu.Unlock()
+	s.connsWG.Done()
+}
+
+// Shutdown stops accepting connections, closes those waiting for a request
+// and waits, until ctx is done, for the others to finish their request;
+// net/http's server shuts down the connections handed to it the same way,
+// meanwhile. It returns ctx's error if ctx ended first. Request contexts
+// are not cancelled: the caller cancels the base context for that.
+func (s *h1Server) Shutdown(ctx context.Context) error {
+	s.startClosing()
+	stdDone := make(chan error, 1)
+	go func() { stdDone <- s.std.Shutdown(ctx) }()
+	done := make(chan struct{})
+	go func() {
+		s.connsWG.Wait()
+		close(done)
+	}()
+	ticker := time.NewTicker(20 * time.Millisecond)
+	defer ticker.Stop()
+	for {
+		s.closeIdle()
+		select {
+		case <-done:
+			return <-stdDone
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ticker.C:
+		}
+	}
+}
+
+// Close closes the listener and every connection at once.
+func (s *h1Server) Close() error {
+	s.startClosing()
+	s.mu.Lock()
+	for hc := range s.conns {
+		hc.rwc.Close()
+	}
+	s.mu.Unlock()
+	return s.std.Close()
+}
+
+func (s *h1Server) startClosing() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	s.closing = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.handoff.close()
+}
+
+// closeIdle closes the connections waiting for their next (or first)
+// request.
+func (s *h1Server) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for hc := range s.conns {
+		if st := http.ConnState(hc.state.Load()); st == http.StateNew || st == http.StateIdle {
+			hc.rwc.Close()
+		}
+	}
+}
+
+// handoffListener gives net/http's server the connections handed to it.
+type handoffListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	addr  net.Addr
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.close()
+	return nil
+}
+
+func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+// serverConn is one client connection served by h1Server.
+type serverConn struct {
+	srv    *h1Server
+	rwc    net.Conn
+	remote string
+	state  atomic.Int32 // http.ConnState, for closeIdle
+	cr     connReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	ctx    context.Context
+	w      response
+	watch  *time.Timer // starts the watch for the client going away
+}
+
+func (c *serverConn) serve() {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			c.rwc.Close()
+		}
+		c.srv.forget(c)
+	}()
+	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
+	c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
+	c.ctx = context.WithValue(c.srv.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+	c.w.c = c
+	c.watch = time.AfterFunc(time.Hour, c.cr.watch)
+	c.watch.Stop()
+	defer c.watch.Stop()
+	afterPOST := false
+	for {
+		if c.srv.isClosing() {
+			return
+		}
+		if c.br.Buffered() == 0 {
+			c.rwc.SetReadDeadline(deadline(c.srv.idleTimeout))
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		c.setState(http.StateActive)
+		c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
+		if afterPOST {
+			// As net/http: tolerate the stray CRLF old clients send after a POST.
+			if err := discardLeadingCRLF(c.br); err != nil {
+				return
+			}
+		}
+		head, err := bufferHead(c.br)
+		if err != nil {
+			return // the client went away or timed out in its head
+		}
+		if head == nil || !plainHead(head) {
+			handedOff = c.handOff(nil)
+			return
+		}
+		before := c.br.Buffered()
+		req, err := http.ReadRequest(c.br)
+		if err != nil {
+			// plainHead let through what ReadRequest refuses: net/http's
+			// server has the answer for that.
+			handedOff = c.handOff(head[:before-c.br.Buffered()])
+			return
+		}
+		c.rwc.SetReadDeadline(time.Time{})
+		afterPOST = true
+		if !c.serveRequest(req) {
+			return
+		}
+		c.setState(http.StateIdle)
+	}
+}
+
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
+}
+
+func (c *serverConn) setState(s http.ConnState) { c.state.Store(int32(s)) }
+
+// handOff gives the connection to net/http's server: consumed (head bytes
+// taken from the reader) first, then what the reader holds, then the
+// connection. It reports false, having closed nothing, when the server is
+// shutting down.
+func (c *serverConn) handOff(consumed []byte) bool {
+	c.rwc.SetReadDeadline(time.Time{})
+	rest, _ := c.br.Peek(c.br.Buffered())
+	hc := &replayConn{Conn: c.rwc, cr: &c.cr}
+	if len(consumed) > 0 {
+		hc.pending = append(append(hc.pending, consumed...), rest...)
+	} else {
+		hc.pending = rest
+	}
+	select {
+	case c.srv.handoff.conns <- hc:
+		c.srv.handedOff.Add(1)
+		return true
+	case <-c.srv.handoff.done:
+		return false
+	}
+}
+
+// replayConn is a connection handed to net/http's server, with the bytes
+// already read from it first.
+type replayConn struct {
+	net.Conn
+	cr      *connReader
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.cr.Read(p)
+}
+
+// discardLeadingCRLF drops the CRs and LFs that start the next request.
+func discardLeadingCRLF(br *bufio.Reader) error {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return err
+		}
+		if b[0] != '\r' && b[0] != '\n' {
+			return nil
+		}
+		br.Discard(1)
+	}
+}
+
+// bufferHead reads until the reader holds a whole request head and returns
+// it (up to and including its empty line), still unread. It returns nil
+// when the head does not fit the reader's buffer.
+func bufferHead(br *bufio.Reader) ([]byte, error) {
+	from := 0
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		for i := from; i+3 < len(buf); i++ {
+			if buf[i] == '\r' && buf[i+1] == '\n' && buf[i+2] == '\r' && buf[i+3] == '\n' {
+				return buf[:i+4], nil
+			}
+		}
+		if len(buf) == br.Size() {
+			return nil, nil
+		}
+		from = max(len(buf)-3, 0)
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// plainHead reports whether head is a request head this loop serves: a
+// POST, HTTP/1.1, an origin-form target of visible ASCII, exactly one Host
+// of the characters a host name or address has, at most one Content-Length
+// of digits, header names that are tokens and values of visible ASCII,
+// spaces and tabs, each line ending in CRLF, and none of Transfer-Encoding,
+// Expect, Upgrade, TE, Trailer, HTTP2-Settings or a Connection header other
+// than "keep-alive" or "close". Every request it accepts, net/http's server
+// would read the same way.
+func plainHead(head []byte) bool {
+	const line1 = "POST /"
+	if len(head) < len(line1) || string(head[:len(line1)]) != line1 {
+		return false
+	}
+	i := len(line1)
+	for ; i < len(head) && head[i] != ' '; i++ {
+		if head[i] <= ' ' || head[i] >= 0x7f {
+			return false
+		}
+	}
+	const proto = " HTTP/1.1\r\n"
+	if len(head)-i < len(proto) || string(head[i:i+len(proto)]) != proto {
+		return false
+	}
+	i += len(proto)
+	hosts, lengths := 0, 0
+	for {
+		if i+2 > len(head) {
+			return false
+		}
+		if head[i] == '\r' {
+			return head[i+1] == '\n' && i+2 == len(head) && hosts == 1
+		}
+		start := i
+		for ; i < len(head) && isTokenByte(head[i]); i++ {
+		}
+		if i == start || i == len(head) || head[i] != ':' {
+			return false
+		}
+		name := head[start:i]
+		i++
+		vstart := i
+		for ; i < len(head) && head[i] != '\r'; i++ {
+			if b := head[i]; (b < ' ' && b != '\t') || b >= 0x7f {
+				return false
+			}
+		}
+		if i+1 >= len(head) || head[i+1] != '\n' {
+			return false
+		}
+		value := trimOWS(head[vstart:i])
+		i += 2
+		switch {
+		case asciiEqualFold(name, "Host"):
+			hosts++
+			if !plainHostHeader(value) {
+				return false
+			}
+		case asciiEqualFold(name, "Content-Length"):
+			lengths++
+			if lengths > 1 || len(value) == 0 || len(value) > 18 {
+				return false
+			}
+			for _, b := range value {
+				if b < '0' || b > '9' {
+					return false
+				}
+			}
+		case asciiEqualFold(name, "Connection"):
+			if !asciiEqualFold(value, "keep-alive") && !asciiEqualFold(value, "close") {
+				return false
+			}
+		case asciiEqualFold(name, "Transfer-Encoding"), asciiEqualFold(name, "Expect"),
+			asciiEqualFold(name, "Upgrade"), asciiEqualFold(name, "TE"),
+			asciiEqualFold(name, "Trailer"), asciiEqualFold(name, "HTTP2-Settings"):
+			return false
+		}
+	}
+}
+
+// plainHostHeader reports whether v is a non-empty Host value of letters, digits
+// and ".-_:[]" only.
+func plainHostHeader(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, b := range v {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '.', b == '-', b == '_', b == ':', b == '[', b == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// serveRequest runs the handler for req and finishes its response. It
+// reports whether the connection can serve another request.
+func (c *serverConn) serveRequest(req *http.Request) bool {
+	delete(req.Header, "Host")
+	req.RemoteAddr = c.remote
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	req = req.WithContext(ctx)
+	c.cr.begin(cancel)
+	body := &requestBody{c: c, n: req.ContentLength}
+	if req.ContentLength > 0 {
+		req.Body = body
+	} else {
+		c.cr.arm(c.watch)
+	}
+	c.w.reset(req, body)
+
+	ok := c.runHandler(req)
+
+	c.watch.Stop()
+	c.cr.abortPendingRead()
+	cancel()
+	if !ok {
+		return false
+	}
+	keep := c.w.finish()
+	if !body.finish() {
+		keep = false
+	}
+	return keep && !req.Close && !c.cr.failed()
+}
+
+// runHandler calls the handler and reports false if it panicked, after
+// logging the panic unless it was http.ErrAbortHandler, as net/http does.
+func (c *serverConn) runHandler(req *http.Request) (ok bool) {
+	defer func() {
+		if err := recover(); err != nil {
+			ok = false
+			if err == http.ErrAbortHandler {
+				return
+			}
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.log.Error("panic serving a request", "remote", c.remote, "panic", fmt.Sprint(err), "stack", string(buf))
+		}
+	}()
+	c.srv.handler.ServeHTTP(&c.w, req)
+	return true
+}
+
+// connReader reads the connection for the request reader and, while a
+// request whose body has been read runs for longer than lazyWatch, waits
+// for the client's next byte in a goroutine of its own, so that the
+// request's context ends when the client goes away (net/http's connReader
+// does this for every request, at once).
+type connReader struct {
+	c       net.Conn
+	mu      sync.Mutex
+	cond    sync.Cond
+	gen     uint64             // the request being served, counted
+	armed   uint64             // the request the watch timer was set for
+	cancel  context.CancelFunc // ends the request's context
+	inRead  bool               // the background read is running
+	aborted bool               // ... and is being stopped with a past deadline
+	done    bool               // the handler returned: no background read may start
+	has     bool               // b holds a byte the background read got
+	err     error              // the background read's error, other than the abort's
+	b       [1]byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	if r.inRead {
+		r.mu.Unlock()
+		return 0, errors.New("proxy: concurrent read of a connection")
+	}
+	if r.has && len(p) > 0 {
+		p[0], r.has = r.b[0], false
+		r.mu.Unlock()
+		return 1, nil
+	}
+	if r.err != nil {
+		err := r.err
+		r.mu.Unlock()
+		return 0, err
+	}
+	r.mu.Unlock()
+	return r.c.Read(p)
+}
+
+// begin starts the next request, whose context cancel ends.
+func (r *connReader) begin(cancel context.CancelFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gen++
+	r.done = false
+	r.cancel = cancel
+}
+
+// arm sets t, whose function is watch, for the request being served.
+func (r *connReader) arm(t *time.Timer) {
+	r.mu.Lock()
+	r.armed = r.gen
+	r.mu.Unlock()
+	t.Reset(lazyWatch)
+}
+
+// watch starts the background read for the request the timer was set for,
+// unless its handler has returned or another request has started since (a
+// timer can fire while it is being stopped).
+func (r *connReader) watch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.armed != r.gen || r.done || r.inRead || r.has || r.err != nil {
+		return
+	}
+	r.inRead = true
+	cancel := r.cancel
+	go func() {
+		n, err := r.c.Read(r.b[:])
+		r.mu.Lock()
+		if n == 1 {
+			r.has = true // a pipelined request: kept for the reader
+		}
+		var ne net.Error
+		if err != nil && !(r.aborted && errors.As(err, &ne) && ne.Timeout()) {
+			r.err = err
+			cancel() // the client went away
+		}
+		r.inRead, r.aborted = false, false
+		r.mu.Unlock()
+		r.cond.Broadcast()
+	}()
+}
+
+// abortPendingRead stops the background read, if one is running, and keeps
+// any from starting until the next request.
+func (r *connReader) abortPendingRead() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done = true
+	if !r.inRead {
+		return
+	}
+	r.aborted = true
+	r.c.SetReadDeadline(aLongTimeAgo)
+	for r.inRead {
+		r.cond.Wait()
+	}
+	r.c.SetReadDeadline(time.Time{})
+}
+
+func (r *connReader) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err != nil
+}
