@@ -3,39 +3,45 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"slices"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
-// requestBody is the body of a request serverConn serves: the next n bytes of the
-// connection's reader. Each request gets its own, so that a reader left
-// over from an earlier request (a transport still sending it) can never
-// read the next one's.
+// requestBody is the body of a request serverConn serves: the next n bytes
+// of the connection's reader. Each request gets its own, so that a reader
+// left over from an earlier request (a transport still sending it) can
+// never read the next one's. It behaves as net/http's server's body does.
 type requestBody struct {
-	c      *serverConn
-	mu     sync.Mutex
-	n      int64 // bytes left
-	closed bool
-	err    error // a read error: what is left of the connection is lost
-	kept   bool  // finish's result, once it has run
-	ended  bool  // finish has run
+	c          *serverConn
+	mu         sync.Mutex
+	n          int64 // bytes left
+	sawEOF     bool  // the body ended, early or not
+	err        error // a read error: what is left of the connection is lost
+	closed     bool
+	earlyClose bool // closed with more than maxDiscard left
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch {
-	case b.closed:
+	if b.closed {
 		return 0, http.ErrBodyReadAfterClose
-	case b.err != nil:
-		return 0, b.err
-	case b.n == 0:
+	}
+	return b.readLocked(p)
+}
+
+func (b *requestBody) readLocked(p []byte) (int, error) {
+	if b.sawEOF {
 		return 0, io.EOF
-	case len(p) == 0:
+	}
+	if len(p) == 0 {
 		return 0, nil
 	}
 	if int64(len(p)) > b.n {
@@ -44,79 +50,119 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n, err := b.c.br.Read(p)
 	b.n -= int64(n)
 	if b.n == 0 {
+		b.sawEOF = true
 		// The client's next byte is no longer body: watch for it.
 		b.c.cr.arm(b.c.watch)
 		return n, io.EOF
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
 	if err != nil {
-		b.err = err
+		b.sawEOF, b.err = true, err
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 	}
 	return n, err
 }
 
-// Close drops the body, reading what is left of it if that is no more
-// than maxDiscard, as net/http's server does; a longer rest closes the
-// connection after the response.
+// Close drops the body, reading what is left of it unless that is more
+// than maxDiscard; then the connection closes after the response.
 func (b *requestBody) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.closed {
-		b.discardLocked()
-		b.closed = true
+	if b.closed {
+		return nil
 	}
-	return nil
+	b.closed = true
+	if b.sawEOF {
+		return nil
+	}
+	if b.n > maxDiscard {
+		b.earlyClose = true
+		return nil
+	}
+	n, err := b.discardLocked(maxDiscard)
+	if n == maxDiscard {
+		b.earlyClose = true // as net/http, which stops looking for the end there
+	}
+	return err
 }
 
-// finish makes the connection ready for the next request, reading what is
-// left of the body if that is no more than maxDiscard, and reports whether
-// it is. Later calls, and Reads, find the body closed.
-func (b *requestBody) finish() bool {
+func (b *requestBody) discardLocked(limit int64) (int64, error) {
+	var buf [512]byte
+	var total int64
+	for total < limit {
+		n, err := b.readLocked(buf[:min(int64(len(buf)), limit-total)])
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// beforeResponse reads what is left of the body before the response's
+// headers go out, as net/http's server does, since some clients send all
+// of it before they read. It reports whether the connection must close
+// after the response, and whether that is because the rest was too long.
+func (b *requestBody) beforeResponse() (closeAfter, tooBig bool) {
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return !b.sawEOF, false
+	case b.n >= maxDiscard:
+		b.mu.Unlock()
+		return true, true
+	}
+	n, err := b.discardLocked(maxDiscard + 1)
+	b.mu.Unlock()
+	switch {
+	case err != nil:
+		return true, false
+	case n > maxDiscard:
+		return true, true
+	}
+	return b.Close() != nil, false
+}
+
+// reusable reports, after the handler, whether the connection can serve
+// another request: the body was read to its end.
+func (b *requestBody) reusable() bool {
+	b.Close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.closed {
-		b.discardLocked()
-		b.closed = true
-	}
-	return b.n == 0 && b.err == nil
+	return b.err == nil && !b.earlyClose && b.n == 0
 }
 
-func (b *requestBody) discardLocked() {
-	if b.n == 0 || b.n > maxDiscard || b.err != nil {
-		return
-	}
-	n, err := b.c.br.Discard(int(b.n))
-	b.n -= int64(n)
-	if err != nil {
-		b.err = err
-	}
-}
+// bufferBeforeChunking is the size of the response's own buffer, as in
+// net/http's server: a response that ends within it gets a Content-Length,
+// and its first bytes decide a missing Content-Type.
+const bufferBeforeChunking = 2048
 
-// bufferBeforeCommit is how much of a body response holds before it
-// writes the headers, as net/http's server does: a response that ends
-// within it gets a Content-Length, and its first bytes decide a missing
-// Content-Type.
-const bufferBeforeCommit = 2048
-
-// response is the http.ResponseWriter of the request serverConn serves. It
-// follows net/http's response, header for header, for the requests
+// response is the http.ResponseWriter of the request serverConn serves.
+// It writes what net/http's server writes, byte for byte, for the requests
 // serverConn serves (HTTP/1.1, no Expect, not HEAD).
 type response struct {
 	c             *serverConn
 	req           *http.Request
 	body          *requestBody
 	header        http.Header
+	calledHeader  bool        // Header was called
+	snapshot      http.Header // the header as it was at WriteHeader
 	status        int
 	wroteHeader   bool  // a final status is set
-	committed     bool  // the status line and headers are in the buffer
+	committed     bool  // the status line and headers are in the connection's buffer
+	handlerDone   bool  // the handler returned
 	chunked       bool  // the body is sent chunked
 	closeAfter    bool  // the connection closes after the response
+	tooBig        bool  // ... because the request body left was too long
 	fullDuplex    bool  // EnableFullDuplex was called
 	contentLength int64 // from the Content-Length header, or -1
 	written       int64 // body bytes written by the handler
-	pending       []byte
+	buf           []byte
 	trailers      []string // declared by a Trailer header
 	exclude       map[string]bool
 	err           error // the first write error
@@ -124,23 +170,29 @@ type response struct {
 }
 
 func (w *response) reset(req *http.Request, body *requestBody) {
-	w.req, w.body = req, body
 	if w.header == nil {
 		w.header = make(http.Header)
 		w.exclude = make(map[string]bool)
-		w.pending = make([]byte, 0, bufferBeforeCommit)
+		w.buf = make([]byte, 0, bufferBeforeChunking)
 	} else {
 		clear(w.header)
 	}
-	w.status = 0
-	w.wroteHeader, w.committed, w.chunked, w.closeAfter, w.fullDuplex = false, false, false, false, false
-	w.contentLength, w.written = -1, 0
-	w.pending = w.pending[:0]
-	w.trailers = w.trailers[:0]
-	w.err = nil
+	*w = response{
+		c: w.c, req: req, body: body, header: w.header, exclude: w.exclude,
+		buf: w.buf[:0], trailers: w.trailers[:0], contentLength: -1,
+	}
 }
 
-func (w *response) Header() http.Header { return w.header }
+// Header returns the header map. Asked for between WriteHeader and the
+// headers' write, it keeps a snapshot of the header first, so that what
+// changes after WriteHeader is not sent, as with net/http.
+func (w *response) Header() http.Header {
+	if w.wroteHeader && !w.committed && w.snapshot == nil {
+		w.snapshot = maps.Clone(w.header)
+	}
+	w.calledHeader = true
+	return w.header
+}
 
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
@@ -161,18 +213,26 @@ func (w *response) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	if w.calledHeader {
+		// The handler may hold the map and change it: what is sent is
+		// the header as it is now. A shallow copy does, since changing
+		// a key through the map replaces its slice.
+		w.snapshot = maps.Clone(w.header)
+	}
 	if cl := w.header.Get("Content-Length"); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
 			w.contentLength = v
 		} else {
 			w.c.srv.log.Warn("invalid Content-Length in a response", "value", cl)
-			w.header.Del("Content-Length")
+			w.header.Del("Content-Length") // but not from the snapshot, as net/http
 		}
 	}
 }
 
 var excludedNoBody = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
 
+// Write buffers p as net/http's bufio.Writer in front of its chunk writer
+// does, so that the chunks are the same.
 func (w *response) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -187,33 +247,40 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.contentLength != -1 && w.written > w.contentLength {
 		return 0, http.ErrContentLength
 	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	n := len(p)
-	if !w.committed {
-		if len(w.pending)+len(p) <= cap(w.pending) {
-			w.pending = append(w.pending, p...)
-			return n, nil
+	nn := 0
+	for len(p) > cap(w.buf)-len(w.buf) && w.err == nil {
+		var n int
+		if len(w.buf) == 0 {
+			// A large write with an empty buffer goes through at once.
+			n = len(p)
+			w.writeChunk(p)
+		} else {
+			n = copy(w.buf[len(w.buf):cap(w.buf)], p)
+			w.buf = w.buf[:len(w.buf)+n]
+			w.flushBuf()
 		}
-		// As net/http's buffer: fill it, send it, then the rest.
-		k := cap(w.pending) - len(w.pending)
-		w.pending = append(w.pending, p[:k]...)
-		p = p[k:]
-		w.commit(w.pending, false)
-		w.writeBody(w.pending)
-		w.pending = w.pending[:0]
+		nn += n
+		p = p[n:]
 	}
-	w.writeBody(p)
 	if w.err != nil {
-		return 0, w.err
+		return nn, w.err
 	}
-	return n, nil
+	w.buf = append(w.buf, p...)
+	return nn + len(p), nil
 }
 
-func (w *response) writeBody(p []byte) {
-	if len(p) == 0 {
-		return
+func (w *response) flushBuf() {
+	if len(w.buf) > 0 && w.err == nil {
+		w.writeChunk(w.buf)
+	}
+	w.buf = w.buf[:0]
+}
+
+// writeChunk is net/http's chunkWriter.Write: p goes to the connection's
+// buffer, as a chunk if the body is chunked, after the headers.
+func (w *response) writeChunk(p []byte) {
+	if !w.committed {
+		w.commit(p)
 	}
 	bw := w.c.bw
 	if w.chunked {
@@ -221,10 +288,13 @@ func (w *response) writeBody(p []byte) {
 		bw.WriteString("\r\n")
 	}
 	_, err := bw.Write(p)
-	if w.chunked {
-		bw.WriteString("\r\n")
+	if w.chunked && err == nil {
+		_, err = bw.WriteString("\r\n")
 	}
-	w.noteErr(err)
+	if err != nil {
+		w.noteErr(err)
+		w.c.rwc.Close()
+	}
 }
 
 func (w *response) noteErr(err error) {
@@ -238,10 +308,9 @@ func (w *response) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.flushBuf()
 	if !w.committed {
-		w.commit(w.pending, false)
-		w.writeBody(w.pending)
-		w.pending = w.pending[:0]
+		w.commit(nil)
 	}
 	w.noteErr(w.c.bw.Flush())
 	return w.err
@@ -262,15 +331,17 @@ func (w *response) EnableFullDuplex() error {
 }
 
 // finish ends the response after the handler returned and reports whether
-// the connection can serve another request.
-func (w *response) finish() bool {
+// the connection can serve another request, and whether it should linger
+// (half-closed, as net/http's server does) before it closes because the
+// client may still be sending a body.
+func (w *response) finish() (keep, linger bool) {
+	w.handlerDone = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.flushBuf()
 	if !w.committed {
-		w.commit(w.pending, true)
-		w.writeBody(w.pending)
-		w.pending = w.pending[:0]
+		w.commit(nil)
 	}
 	bw := w.c.bw
 	if w.chunked {
@@ -281,53 +352,69 @@ func (w *response) finish() bool {
 		bw.WriteString("\r\n")
 	}
 	w.noteErr(bw.Flush())
-	if w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.contentLength != w.written {
+	reusable := w.body.reusable()
+	switch {
+	case w.closeAfter:
+		keep = false
+	case w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.contentLength != w.written:
 		// Too short: the client would take the next response for the rest.
-		w.closeAfter = true
+		keep = false
+	case w.err != nil:
+		keep = false
+	default:
+		keep = reusable
 	}
-	return !w.closeAfter && w.err == nil
+	w.body.mu.Lock()
+	early := w.body.earlyClose
+	w.body.mu.Unlock()
+	return keep, !keep && (w.tooBig || early)
 }
 
 // commit writes the status line and headers into the connection's buffer,
 // deciding the framing as net/http's server does. p is the start of the
-// body; done says the handler has returned, so p is all of it.
-func (w *response) commit(p []byte, done bool) {
+// body; after the handler returned, all of it.
+func (w *response) commit(p []byte) {
 	w.committed = true
 	header := w.header
-	clear(w.exclude)
-	var (
-		ctype, conn, te, date, clen string
-	)
-	for _, v := range header["Trailer"] {
-		for k := range strings.SplitSeq(v, ",") {
-			k = http.CanonicalHeaderKey(textprotoTrim(k))
-			if k != "" && !badTrailer[k] {
-				w.trailers = append(w.trailers, k)
-			}
-		}
+	if w.snapshot != nil {
+		header = w.snapshot
 	}
-	hasTrailers := len(header["Trailer"]) > 0
+	clear(w.exclude)
+	var ctype, conn, te, date, clen string
+
+	hasTrailers := false
 	for k := range header {
 		if strings.HasPrefix(k, http.TrailerPrefix) {
 			w.exclude[k] = true // sent after the body
 			hasTrailers = true
 		}
 	}
+	for _, v := range header["Trailer"] {
+		hasTrailers = true
+		for k := range strings.SplitSeq(v, ",") {
+			if k = textproto.TrimString(k); k != "" && httpguts.ValidTrailerHeader(k) {
+				w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+			}
+		}
+	}
 	teValue := header.Get("Transfer-Encoding")
 	hasTE := teValue != ""
 
-	if _, hasCLKey := header["Content-Length"]; done && !hasTrailers && !hasTE && bodyAllowedForStatus(w.status) && !hasCLKey {
+	if _, ok := header["Content-Length"]; w.handlerDone && !hasTrailers && !hasTE && bodyAllowedForStatus(w.status) && !ok {
 		w.contentLength = int64(len(p))
 		clen = strconv.Itoa(len(p))
 	}
-	if w.req.Close || header.Get("Connection") == "close" {
+	if w.req.Close {
 		w.closeAfter = true
 	}
-	// As net/http: read what is left of the request body before
-	// answering, since some clients send all of it before they read.
+	if header.Get("Connection") == "close" {
+		w.closeAfter = true
+	}
 	if w.req.ContentLength != 0 && !w.closeAfter && !w.fullDuplex {
-		if !w.body.finish() {
-			w.closeAfter = true
+		closeAfter, tooBig := w.body.beforeResponse()
+		w.closeAfter = w.closeAfter || closeAfter
+		if tooBig {
+			w.tooBig = true
 			w.exclude["Connection"] = true
 			conn = "close"
 		}
@@ -373,7 +460,7 @@ func (w *response) commit(p []byte, done bool) {
 		w.exclude["Content-Length"] = true
 		clen = ""
 	}
-	if w.closeAfter && !hasCloseToken(header.Get("Connection")) && code != http.StatusSwitchingProtocols {
+	if w.closeAfter && !hasToken(header.Get("Connection"), "close") && code != http.StatusSwitchingProtocols {
 		w.exclude["Connection"] = true
 		conn = "close"
 	}
@@ -431,24 +518,21 @@ func (w *response) finalTrailers() http.Header {
 	return t
 }
 
-// badTrailer are the headers net/http's server does not send as trailers.
-var badTrailer = map[string]bool{
-	"Authorization": true, "Cache-Control": true, "Connection": true, "Content-Encoding": true,
-	"Content-Length": true, "Content-Range": true, "Content-Type": true, "Expect": true,
-	"Host": true, "Keep-Alive": true, "Max-Forwards": true, "Pragma": true,
-	"Proxy-Authenticate": true, "Proxy-Authorization": true, "Proxy-Connection": true,
-	"Range": true, "Realm": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
-	"Www-Authenticate": true,
+// hasToken reports whether v, a comma- or space-separated list, has token
+// in it, ignoring case, as net/http's check of a Connection header does.
+func hasToken(v, token string) bool {
+	for i := 0; i+len(token) <= len(v); i++ {
+		if !strings.EqualFold(v[i:i+len(token)], token) {
+			continue
+		}
+		if (i == 0 || isTokenBoundary(v[i-1])) && (i+len(token) == len(v) || isTokenBoundary(v[i+len(token)])) {
+			return true
+		}
+	}
+	return false
 }
 
-func textprotoTrim(s string) string { return strings.Trim(s, " \t") }
-
-// hasCloseToken reports whether a Connection value lists "close".
-func hasCloseToken(v string) bool {
-	return slices.ContainsFunc(strings.Split(v, ","), func(t string) bool {
-		return strings.EqualFold(strings.TrimSpace(t), "close")
-	})
-}
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // bodyAllowedForStatus reports whether a response with this status may
 // have a body (RFC 9110 6.4.1).

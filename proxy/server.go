@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/shutdown"
 )
 
 // h1Server serves a listener's connections. It serves the requests MCP
@@ -77,6 +79,9 @@ func newH1Server(h http.Handler, baseCtx context.Context, log *slog.Logger) *h1S
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown ends every request: nothing to wait for on a connection
+	// handed off before its head was complete.
+	shutdown.CloseUnused(s.std)
 	return s
 }
 
@@ -262,12 +267,11 @@ func (c *serverConn) serve() {
 		c.srv.forget(c)
 	}()
 	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
-	c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
-	c.ctx = context.WithValue(c.srv.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
-	c.w.c = c
-	c.watch = time.AfterFunc(time.Hour, c.cr.watch)
-	c.watch.Stop()
-	defer c.watch.Stop()
+	defer func() {
+		if c.watch != nil {
+			c.watch.Stop()
+		}
+	}()
 	afterPOST := false
 	for {
 		if c.srv.isClosing() {
@@ -283,9 +287,7 @@ func (c *serverConn) serve() {
 		c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
 		if afterPOST {
 			// As net/http: tolerate the stray CRLF old clients send after a POST.
-			if err := discardLeadingCRLF(c.br); err != nil {
-				return
-			}
+			discardLeadingCRLF(c.br)
 		}
 		head, err := bufferHead(c.br)
 		if err != nil {
@@ -305,6 +307,16 @@ func (c *serverConn) serve() {
 		}
 		c.rwc.SetReadDeadline(time.Time{})
 		afterPOST = true
+		if c.bw == nil {
+			// Made on the first request served here: a connection handed
+			// off at once (an event stream's GET) needs none of it.
+			c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
+			c.ctx = context.WithValue(c.srv.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+			c.ctx = context.WithValue(c.ctx, http.ServerContextKey, c.srv.std)
+			c.w.c = c
+			c.watch = time.AfterFunc(time.Hour, c.cr.watch)
+			c.watch.Stop()
+		}
 		if !c.serveRequest(req) {
 			return
 		}
@@ -327,18 +339,24 @@ func (c *serverConn) setState(s http.ConnState) { c.state.Store(int32(s)) }
 // shutting down.
 func (c *serverConn) handOff(consumed []byte) bool {
 	c.rwc.SetReadDeadline(time.Time{})
+	// A copy, so that the connection keeps none of this loop's buffers.
 	rest, _ := c.br.Peek(c.br.Buffered())
-	hc := &replayConn{Conn: c.rwc, cr: &c.cr}
-	if len(consumed) > 0 {
-		hc.pending = append(append(hc.pending, consumed...), rest...)
-	} else {
-		hc.pending = rest
+	pending := make([]byte, 0, len(consumed)+len(rest)+1)
+	pending = append(append(pending, consumed...), rest...)
+	c.cr.mu.Lock()
+	if c.cr.has {
+		// The byte a watch read while the reader still held a pipelined
+		// request: it comes after what the reader holds.
+		pending = append(pending, c.cr.b[0])
+		c.cr.has = false
 	}
+	c.cr.mu.Unlock()
+	c.srv.handedOff.Add(1)
 	select {
-	case c.srv.handoff.conns <- hc:
-		c.srv.handedOff.Add(1)
+	case c.srv.handoff.conns <- &replayConn{Conn: c.rwc, pending: pending}:
 		return true
 	case <-c.srv.handoff.done:
+		c.srv.handedOff.Add(-1)
 		return false
 	}
 }
@@ -347,51 +365,63 @@ func (c *serverConn) handOff(consumed []byte) bool {
 // already read from it first.
 type replayConn struct {
 	net.Conn
-	cr      *connReader
 	pending []byte
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
+	if len(c.pending) == 0 {
+		return c.Conn.Read(p)
 	}
-	return c.cr.Read(p)
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	return n, nil
 }
 
-// discardLeadingCRLF drops the CRs and LFs that start the next request.
-func discardLeadingCRLF(br *bufio.Reader) error {
-	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return err
-		}
-		if b[0] != '\r' && b[0] != '\n' {
-			return nil
-		}
-		br.Discard(1)
+// discardLeadingCRLF drops the CRs and LFs among the next request's first
+// four bytes, as net/http's server does after a POST.
+func discardLeadingCRLF(br *bufio.Reader) {
+	peek, _ := br.Peek(4)
+	n := 0
+	for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+		n++
 	}
+	br.Discard(n)
 }
 
 // bufferHead reads until the reader holds a whole request head and returns
-// it (up to and including its empty line), still unread. It returns nil
-// when the head does not fit the reader's buffer.
+// it (up to and including its empty line), still unread. A head ends where
+// net/http's reader ends it: at an empty line, ended by CRLF or a bare LF.
+// It returns nil when the head does not fit the reader's buffer, or when
+// reading fails with bytes buffered (net/http's server has the answer for
+// those), and an error when it fails with none or times out.
 func bufferHead(br *bufio.Reader) ([]byte, error) {
 	from := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		for i := from; i+3 < len(buf); i++ {
-			if buf[i] == '\r' && buf[i+1] == '\n' && buf[i+2] == '\r' && buf[i+3] == '\n' {
-				return buf[:i+4], nil
+		for i := from; i+1 < len(buf); i++ {
+			if buf[i] != '\n' {
+				continue
+			}
+			if buf[i+1] == '\n' {
+				return buf[:i+2], nil
+			}
+			if buf[i+1] == '\r' && i+2 < len(buf) && buf[i+2] == '\n' {
+				return buf[:i+3], nil
 			}
 		}
 		if len(buf) == br.Size() {
 			return nil, nil
 		}
-		from = max(len(buf)-3, 0)
+		from = max(len(buf)-2, 0)
 		if _, err := br.Peek(len(buf) + 1); err != nil {
-			return nil, err
+			var ne net.Error
+			if len(buf) == 0 || errors.As(err, &ne) && ne.Timeout() {
+				return nil, err
+			}
+			return nil, nil
 		}
 	}
 }
@@ -546,12 +576,26 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	if !ok {
 		return false
 	}
-	keep := c.w.finish()
-	if !body.finish() {
-		keep = false
+	keep, linger := c.w.finish()
+	if linger {
+		c.closeWriteAndWait()
 	}
-	return keep && !req.Close && !c.cr.failed()
+	return keep && !c.cr.failed()
 }
+
+// closeWriteAndWait half-closes the connection and waits a moment before
+// it is closed, as net/http's server does when a client may still be
+// sending a request body: closing at once would reset the connection, and
+// many TCP stacks then drop the response the client has not read yet.
+func (c *serverConn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+// rstAvoidanceDelay is net/http's.
+const rstAvoidanceDelay = 500 * time.Millisecond
 
 // runHandler calls the handler and reports false if it panicked, after
 // logging the panic unless it was http.ErrAbortHandler, as net/http does.

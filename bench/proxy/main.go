@@ -6,6 +6,8 @@
 //
 // With -plain it runs a bare httputil.ReverseProxy that sets the same
 // Authorization header instead, the reference the proxy is compared with.
+// With -server net/http it serves the proxy's handler with net/http's
+// server instead of the proxy's own listener loop, to measure that loop.
 //
 // It prints the listener's URL on the first line of stdout and serves until
 // it gets SIGINT or SIGTERM.
@@ -25,8 +27,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/proxy"
 )
@@ -47,7 +49,7 @@ func main() {
 	token := flag.String("token", "bench-token", "the bearer `token` to inject")
 	plain := flag.Bool("plain", false, "run a bare httputil.ReverseProxy instead of the proxy package")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this `address`")
-	server := flag.String("server", "net/http", "the HTTP/1.1 `server` under the proxy's handler: net/http, or mini, mini+bgread, mini+deadlines, mini+both or mini+lazy (an experiment, see mini.go)")
+	server := flag.String("server", "proxy", "the HTTP/1.1 `server` under the proxy's handler: proxy (the listeners of proxy.Start) or net/http (net/http's server, as the listeners had before they served requests themselves)")
 	memRate := flag.Int("memprofilerate", runtime.MemProfileRate, "runtime.MemProfileRate: 1 records every allocation")
 	flag.Parse()
 	runtime.MemProfileRate = *memRate
@@ -64,19 +66,12 @@ func main() {
 		runPlain(ctx, *upstream, *listen, *token)
 		return
 	}
-	if mode, ok := strings.CutPrefix(*server, "mini"); ok {
-		o := miniOptions{
-			bgRead:    mode == "+bgread" || mode == "+both",
-			deadlines: mode == "+deadlines" || mode == "+both" || mode == "+lazy",
-			lazy:      mode == "+lazy",
-		}
-		if mode != "" && !o.bgRead && !o.deadlines {
-			log.Fatalf("proxy: unknown -server %q", *server)
-		}
-		runMini(ctx, *upstream, *listen, *token, o)
+	switch *server {
+	case "net/http":
+		runNetHTTP(ctx, *upstream, *listen, *token)
 		return
-	}
-	if *server != "net/http" {
+	case "proxy":
+	default:
 		log.Fatalf("proxy: unknown -server %q", *server)
 	}
 	p, err := proxy.Start(ctx, []proxy.Server{{
@@ -125,8 +120,9 @@ func runPlain(ctx context.Context, upstream, listen, token string) {
 	}
 }
 
-// runMini serves the proxy's handler with the minimal server of mini.go.
-func runMini(ctx context.Context, upstream, listen, token string, o miniOptions) {
+// runNetHTTP serves the proxy's handler with net/http's server, set up as
+// proxy.Start set it up before its listeners served requests themselves.
+func runNetHTTP(ctx context.Context, upstream, listen, token string) {
 	h, err := proxy.NewHandler(proxy.Server{Name: "bench", Upstream: upstream, Auth: staticAuth(token)},
 		proxy.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -142,9 +138,17 @@ func runMini(ctx context.Context, upstream, listen, token string, o miniOptions)
 	}
 	fmt.Printf("http://%s%s\n", ln.Addr(), up.Path)
 	os.Stdout.Sync()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
 	go func() {
 		<-ctx.Done()
-		ln.Close()
+		srv.Close()
 	}()
-	serveMini(ctx, ln, h, o)
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
 }
