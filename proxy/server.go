@@ -272,20 +272,28 @@ func (c *serverConn) serve() {
 			c.watch.Stop()
 		}
 	}()
-	afterPOST := false
+	served := false
 	for {
 		if c.srv.isClosing() {
 			return
 		}
-		if c.br.Buffered() == 0 {
+		// As net/http: the first request has readHeaderTimeout from the
+		// start; a later one has idleTimeout to send its first four bytes
+		// (fewer, then the end, close the connection without an answer).
+		if served {
 			c.rwc.SetReadDeadline(deadline(c.srv.idleTimeout))
+			if _, err := c.br.Peek(4); err != nil {
+				return
+			}
+			c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
+		} else {
+			c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
 		}
 		c.setState(http.StateActive)
-		c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
-		if afterPOST {
+		if served {
 			// As net/http: tolerate the stray CRLF old clients send after a POST.
 			discardLeadingCRLF(c.br)
 		}
@@ -306,7 +314,7 @@ func (c *serverConn) serve() {
 			return
 		}
 		c.rwc.SetReadDeadline(time.Time{})
-		afterPOST = true
+		served = true
 		if c.bw == nil {
 			// Made on the first request served here: a connection handed
 			// off at once (an event stream's GET) needs none of it.
@@ -366,6 +374,15 @@ func (c *serverConn) handOff(consumed []byte) bool {
 type replayConn struct {
 	net.Conn
 	pending []byte
+}
+
+// CloseWrite lets net/http's server half-close the connection, as it does
+// before it closes one whose client may still be sending.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -580,7 +597,7 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	if linger {
 		c.closeWriteAndWait()
 	}
-	return keep && !c.cr.failed()
+	return keep
 }
 
 // closeWriteAndWait half-closes the connection and waits a moment before
@@ -631,7 +648,6 @@ type connReader struct {
 	aborted bool               // ... and is being stopped with a past deadline
 	done    bool               // the handler returned: no background read may start
 	has     bool               // b holds a byte the background read got
-	err     error              // the background read's error, other than the abort's
 	b       [1]byte
 }
 
@@ -645,11 +661,6 @@ func (r *connReader) Read(p []byte) (int, error) {
 		p[0], r.has = r.b[0], false
 		r.mu.Unlock()
 		return 1, nil
-	}
-	if r.err != nil {
-		err := r.err
-		r.mu.Unlock()
-		return 0, err
 	}
 	r.mu.Unlock()
 	return r.c.Read(p)
@@ -678,7 +689,7 @@ func (r *connReader) arm(t *time.Timer) {
 func (r *connReader) watch() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.armed != r.gen || r.done || r.inRead || r.has || r.err != nil {
+	if r.armed != r.gen || r.done || r.inRead || r.has {
 		return
 	}
 	r.inRead = true
@@ -691,8 +702,10 @@ func (r *connReader) watch() {
 		}
 		var ne net.Error
 		if err != nil && !(r.aborted && errors.As(err, &ne) && ne.Timeout()) {
-			r.err = err
-			cancel() // the client went away
+			// The client went away, or half-closed its side: as net/http,
+			// the request ends, and what the reader still holds is
+			// served (the next read finds the error again).
+			cancel()
 		}
 		r.inRead, r.aborted = false, false
 		r.mu.Unlock()
@@ -715,10 +728,4 @@ func (r *connReader) abortPendingRead() {
 		r.cond.Wait()
 	}
 	r.c.SetReadDeadline(time.Time{})
-}
-
-func (r *connReader) failed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err != nil
 }
