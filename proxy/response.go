@@ -468,9 +468,9 @@ func (w *response) commit(p []byte) {
 	bw := w.c.bw
 	w.writeStatusLine(code)
 	w.noteErr(header.WriteSubset(bw, w.exclude))
-	for _, kv := range [...][2]string{
-		{"Content-Type", ctype}, {"Connection", conn}, {"Transfer-Encoding", te},
+	for _, kv := range [...][2]string{ // in net/http's order
 		{"Date", date}, {"Content-Length", clen},
+		{"Content-Type", ctype}, {"Connection", conn}, {"Transfer-Encoding", te},
 	} {
 		if kv[1] != "" {
 			bw.WriteString(kv[0])

@@ -45,7 +45,7 @@ type h1Server struct {
 	mu      sync.Mutex
 	ln      net.Listener
 	conns   map[*serverConn]struct{}
-	closing bool
+	closing atomic.Bool // set under mu, read without it
 	connsWG sync.WaitGroup
 
 	handedOff atomic.Int64 // connections given to std, for tests
@@ -89,7 +89,7 @@ func newH1Server(h http.Handler, baseCtx context.Context, log *slog.Logger) *h1S
 // does, and returns http.ErrServerClosed after Shutdown or Close.
 func (s *h1Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return http.ErrServerClosed
@@ -103,12 +103,12 @@ func (s *h1Server) Serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.isClosing() {
+			if s.closing.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: back off as net/http does.
+			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+				// Out of file descriptors and the like: back off and
+				// retry, as net/http's server does.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("accepting a connection", "err", err, "retry in", delay)
 				time.Sleep(delay)
@@ -126,16 +126,10 @@ func (s *h1Server) Serve(ln net.Listener) error {
 	}
 }
 
-func (s *h1Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 func (s *h1Server) newConn(c net.Conn) *serverConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return nil
 	}
 	hc := &serverConn{srv: s, rwc: c, remote: c.RemoteAddr().String()}
@@ -196,10 +190,10 @@ func (s *h1Server) Close() error {
 func (s *h1Server) startClosing() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return
 	}
-	s.closing = true
+	s.closing.Store(true)
 	if s.ln != nil {
 		s.ln.Close()
 	}
@@ -262,6 +256,11 @@ func (c *serverConn) serve() {
 	handedOff := false
 	defer func() {
 		if !handedOff {
+			if c.bw != nil {
+				// As net/http: what reached the connection's buffer goes
+				// out, also after a handler's panic.
+				c.bw.Flush()
+			}
 			c.rwc.Close()
 		}
 		c.srv.forget(c)
@@ -274,7 +273,7 @@ func (c *serverConn) serve() {
 	}()
 	served := false
 	for {
-		if c.srv.isClosing() {
+		if c.srv.closing.Load() {
 			return
 		}
 		// As net/http: the first request has readHeaderTimeout from the
@@ -309,8 +308,12 @@ func (c *serverConn) serve() {
 		req, err := http.ReadRequest(c.br)
 		if err != nil {
 			// plainHead let through what ReadRequest refuses: net/http's
-			// server has the answer for that.
-			handedOff = c.handOff(head[:before-c.br.Buffered()])
+			// server has the answer for that. The head was all buffered,
+			// so ReadRequest read nothing more and the bytes it took are
+			// still in place.
+			if after := c.br.Buffered(); after <= before {
+				handedOff = c.handOff(head[:before-after])
+			}
 			return
 		}
 		c.rwc.SetReadDeadline(time.Time{})
@@ -577,7 +580,7 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	defer cancel()
 	req = req.WithContext(ctx)
 	c.cr.begin(cancel)
-	body := &requestBody{c: c, n: req.ContentLength}
+	body := &requestBody{c: c, n: req.ContentLength, sawEOF: req.ContentLength == 0}
 	if req.ContentLength > 0 {
 		req.Body = body
 	} else {
