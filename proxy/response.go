@@ -103,6 +103,14 @@ func (b *requestBody) discardLocked(limit int64) (int64, error) {
 	return total, nil
 }
 
+// abandon closes the body without reading any of it: the connection is
+// closing. A read running meanwhile is waited for.
+func (b *requestBody) abandon() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
 // beforeResponse reads what is left of the body before the response's
 // headers go out, as net/http's server does, since some clients send all
 // of it before they read. It reports whether the connection must close
@@ -439,7 +447,7 @@ func (w *response) commit(p []byte) {
 		w.c.srv.log.Warn("a response with both Transfer-Encoding and Content-Length", "transfer-encoding", teValue)
 		w.exclude["Content-Length"] = true
 		clen = ""
-		w.contentLength, hasCL = -1, false
+		hasCL = false // but w.contentLength stays: as net/http, the connection then closes
 	}
 	switch {
 	case !bodyAllowedForStatus(code):

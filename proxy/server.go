@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -263,9 +264,14 @@ func (c *serverConn) serve() {
 			}
 			c.rwc.Close()
 		}
+		putReader(c.br)
+		if c.bw != nil {
+			c.bw.Reset(nil)
+			writerPool.Put(c.bw)
+		}
 		c.srv.forget(c)
 	}()
-	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
+	c.br = getReader(&c.cr)
 	defer func() {
 		if c.watch != nil {
 			c.watch.Stop()
@@ -321,7 +327,7 @@ func (c *serverConn) serve() {
 		if c.bw == nil {
 			// Made on the first request served here: a connection handed
 			// off at once (an event stream's GET) needs none of it.
-			c.bw = bufio.NewWriterSize(c.rwc, 4<<10)
+			c.bw = getWriter(c.rwc)
 			c.ctx = context.WithValue(c.srv.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
 			c.ctx = context.WithValue(c.ctx, http.ServerContextKey, c.srv.std)
 			c.w.c = c
@@ -333,6 +339,32 @@ func (c *serverConn) serve() {
 		}
 		c.setState(http.StateIdle)
 	}
+}
+
+// The connections' buffers are pooled, as net/http's server pools its own:
+// a connection handed off at once, as every event stream's is, then costs
+// no buffer of its own for longer than its first request's head.
+var readerPool, writerPool sync.Pool
+
+func getReader(r io.Reader) *bufio.Reader {
+	if br, ok := readerPool.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, 4<<10)
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readerPool.Put(br)
+}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	if bw, ok := writerPool.Get().(*bufio.Writer); ok {
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, 4<<10)
 }
 
 func deadline(d time.Duration) time.Time {
@@ -594,6 +626,9 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	c.cr.abortPendingRead()
 	cancel()
 	if !ok {
+		// The reader goes back to its pool: a reader of the body left
+		// behind must not reach it.
+		body.abandon()
 		return false
 	}
 	keep, linger := c.w.finish()
