@@ -3,7 +3,6 @@ package proxy
 import (
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -26,6 +25,7 @@ type requestBody struct {
 	err        error // a read error: what is left of the connection is lost
 	closed     bool
 	earlyClose bool // closed with more than maxDiscard left
+	closing    bool // the request asked to close the connection: Close reads nothing
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -73,7 +73,7 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	b.closed = true
-	if b.sawEOF {
+	if b.sawEOF || b.closing {
 		return nil
 	}
 	if b.n > maxDiscard {
@@ -191,12 +191,21 @@ func (w *response) reset(req *http.Request, body *requestBody) {
 	}
 }
 
+// release drops what the response holds of its request once it is
+// served, so that an idle connection keeps none of it (the proxy's handler
+// hangs the buffered body on the request).
+func (w *response) release() {
+	w.req, w.body, w.snapshot = nil, nil, nil
+	clear(w.header)
+	clear(w.trailers)
+}
+
 // Header returns the header map. Asked for between WriteHeader and the
 // headers' write, it keeps a snapshot of the header first, so that what
 // changes after WriteHeader is not sent, as with net/http.
 func (w *response) Header() http.Header {
 	if w.wroteHeader && !w.committed && w.snapshot == nil {
-		w.snapshot = maps.Clone(w.header)
+		w.snapshot = w.header.Clone()
 	}
 	w.calledHeader = true
 	return w.header
@@ -223,9 +232,8 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	if w.calledHeader {
 		// The handler may hold the map and change it: what is sent is
-		// the header as it is now. A shallow copy does, since changing
-		// a key through the map replaces its slice.
-		w.snapshot = maps.Clone(w.header)
+		// the header as it is now.
+		w.snapshot = w.header.Clone()
 	}
 	if cl := w.header.Get("Content-Length"); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
@@ -412,10 +420,9 @@ func (w *response) commit(p []byte) {
 		w.contentLength = int64(len(p))
 		clen = strconv.Itoa(len(p))
 	}
-	if w.req.Close {
-		w.closeAfter = true
-	}
-	if header.Get("Connection") == "close" {
+	// As net/http: no keep-alive once the server is shutting down.
+	keepAlives := !w.c.srv.closing.Load()
+	if w.req.Close || header.Get("Connection") == "close" || !keepAlives {
 		w.closeAfter = true
 	}
 	if w.req.ContentLength != 0 && !w.closeAfter && !w.fullDuplex {
@@ -468,7 +475,7 @@ func (w *response) commit(p []byte) {
 		w.exclude["Content-Length"] = true
 		clen = ""
 	}
-	if w.closeAfter && !hasToken(header.Get("Connection"), "close") && code != http.StatusSwitchingProtocols {
+	if w.closeAfter && (!keepAlives || !hasToken(header.Get("Connection"), "close")) && code != http.StatusSwitchingProtocols {
 		w.exclude["Connection"] = true
 		conn = "close"
 	}

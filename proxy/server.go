@@ -297,7 +297,6 @@ func (c *serverConn) serve() {
 				return
 			}
 		}
-		c.setState(http.StateActive)
 		if served {
 			// As net/http: tolerate the stray CRLF old clients send after a POST.
 			discardLeadingCRLF(c.br)
@@ -334,6 +333,9 @@ func (c *serverConn) serve() {
 			c.watch = time.AfterFunc(time.Hour, c.cr.watch)
 			c.watch.Stop()
 		}
+		// Active only now, as with net/http: Shutdown closes a connection
+		// whose request has not arrived whole.
+		c.setState(http.StateActive)
 		if !c.serveRequest(req) {
 			return
 		}
@@ -612,7 +614,7 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	defer cancel()
 	req = req.WithContext(ctx)
 	c.cr.begin(cancel)
-	body := &requestBody{c: c, n: req.ContentLength, sawEOF: req.ContentLength == 0}
+	body := &requestBody{c: c, n: req.ContentLength, sawEOF: req.ContentLength == 0, closing: req.Close}
 	if req.ContentLength > 0 {
 		req.Body = body
 	} else {
@@ -632,6 +634,7 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 		return false
 	}
 	keep, linger := c.w.finish()
+	c.w.release()
 	if linger {
 		c.closeWriteAndWait()
 	}
@@ -757,6 +760,7 @@ func (r *connReader) abortPendingRead() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.done = true
+	r.cancel = nil
 	if !r.inRead {
 		return
 	}
