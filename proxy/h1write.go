@@ -129,8 +129,8 @@ func writeRequest(bw *bufio.Writer, req *http.Request) (bool, error) {
 // plainHost reports whether a Host header is one net/http writes as it is:
 // ASCII letters, digits and the punctuation of names, IPv4 and IPv6
 // literals and ports, without an IPv6 zone.
-func plainHost(h string) bool {
-	if h == "" {
+func plainHost[T string | []byte](h T) bool {
+	if len(h) == 0 {
 		return false
 	}
 	for i := range len(h) {

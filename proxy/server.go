@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -482,7 +483,7 @@ func bufferHead(br *bufio.Reader) ([]byte, error) {
 
 // plainHead reports whether head is a request head this loop serves: a
 // POST, HTTP/1.1, an origin-form target of visible ASCII, exactly one Host
-// of the characters a host name or address has, at most one Content-Length
+// of the characters a host name or address has (plainHost), at most one Content-Length
 // of digits, header names that are tokens and values of visible ASCII,
 // spaces and tabs, each line ending in CRLF, and none of Transfer-Encoding,
 // Expect, Upgrade, TE, Trailer, HTTP2-Settings or a Connection header other
@@ -529,12 +530,12 @@ func plainHead(head []byte) bool {
 		if i+1 >= len(head) || head[i+1] != '\n' {
 			return false
 		}
-		value := trimOWS(head[vstart:i])
+		value := textproto.TrimBytes(head[vstart:i])
 		i += 2
 		switch {
 		case asciiEqualFold(name, "Host"):
 			hosts++
-			if !plainHostHeader(value) {
+			if !plainHost(value) {
 				return false
 			}
 		case asciiEqualFold(name, "Content-Length"):
@@ -557,33 +558,6 @@ func plainHead(head []byte) bool {
 			return false
 		}
 	}
-}
-
-// plainHostHeader reports whether v is a non-empty Host value of letters, digits
-// and ".-_:[]" only.
-func plainHostHeader(v []byte) bool {
-	if len(v) == 0 {
-		return false
-	}
-	for _, b := range v {
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		case b == '.', b == '-', b == '_', b == ':', b == '[', b == ']':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func asciiEqualFold(b []byte, s string) bool {

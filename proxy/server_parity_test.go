@@ -44,6 +44,17 @@ func startStd(t *testing.T, h http.Handler, set func(*http.Server)) (*http.Serve
 	return s, ln.Addr().String()
 }
 
+// startEither serves h with net/http's server or an h1Server, as impl
+// says, and returns its Shutdown and address.
+func startEither(t *testing.T, impl string, h http.Handler) (shutdown func(context.Context) error, addr string) {
+	if impl == "net/http" {
+		s, addr := startStd(t, h, nil)
+		return s.Shutdown, addr
+	}
+	s, addr := startH1(t, h, nil)
+	return s.Shutdown, addr
+}
+
 // eofWithin reports whether the server ends the connection (EOF or reset)
 // within d.
 func eofWithin(c net.Conn, br *bufio.Reader, d time.Duration) (bool, error) {
@@ -81,15 +92,7 @@ func TestServerFirstRequestHeaderTimeout(t *testing.T) {
 func TestServerShutdownPartialHead(t *testing.T) {
 	for _, impl := range []string{"net/http", "h1Server"} {
 		t.Run(strings.ReplaceAll(impl, "/", "_"), func(t *testing.T) {
-			var shut func(context.Context) error
-			var addr string
-			if impl == "net/http" {
-				s, a := startStd(t, echo, nil)
-				shut, addr = s.Shutdown, a
-			} else {
-				s, a := startH1(t, echo, nil)
-				shut, addr = s.Shutdown, a
-			}
+			shut, addr := startEither(t, impl, echo)
 			for _, prefix := range []string{"", postReq("/", "x")} { // fresh, and after a request
 				c := dialRaw(t, addr)
 				if prefix != "" {
@@ -173,15 +176,7 @@ func TestServerShutdownConnectionClose(t *testing.T) {
 				<-release
 				io.WriteString(w, "ok")
 			})
-			var shut func(context.Context) error
-			var addr string
-			if impl == "net/http" {
-				s, a := startStd(t, h, nil)
-				shut, addr = s.Shutdown, a
-			} else {
-				s, a := startH1(t, h, nil)
-				shut, addr = s.Shutdown, a
-			}
+			shut, addr := startEither(t, impl, h)
 			c := dialRaw(t, addr)
 			c.send(postReq("/", ""))
 			<-running
