@@ -130,7 +130,7 @@ func TestServerConnectionCloseUnreadBody(t *testing.T) {
 			t.Errorf("%s: connection still open 1s after a Connection: close response (%v)", tt.name, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Errorf("h1Server Shutdown: %v (its connection goroutine is blocked discarding the body)", err)
@@ -159,7 +159,7 @@ func TestServerHandOffCloseWrite(t *testing.T) {
 		}
 		start := time.Now()
 		_, err := eofWithin(c.Conn, c.br, 2*time.Second)
-		if took := time.Since(start); err != io.EOF || took > 250*time.Millisecond {
+		if took := time.Since(start); err != io.EOF || took > 400*time.Millisecond {
 			t.Errorf("%s: after the response the client got %v after %v; want a clean EOF (FIN) at once", tt.name, err, took.Round(time.Millisecond))
 		}
 	}
