@@ -65,8 +65,7 @@ type h1Transport struct {
 	maxIdle     int           // idle connections kept per host
 	idleTimeout time.Duration // idle connections are closed after this; 0: never
 
-	writers sync.Pool // *bufio.Writer, used only while a request is written
-	proxied sync.Map  // host:port → bool: fallback.Proxy names a proxy for it
+	proxied sync.Map // host:port → bool: fallback.Proxy names a proxy for it
 
 	mu      sync.Mutex
 	idle    map[string][]*h1Conn // by host:port, most recently used last
@@ -292,14 +291,6 @@ func (t *h1Transport) expired(c *h1Conn, now time.Time) bool {
 	return t.idleTimeout > 0 && now.Sub(c.idleSince) >= t.idleTimeout
 }
 
-func (t *h1Transport) writer(w io.Writer) *bufio.Writer {
-	if bw, ok := t.writers.Get().(*bufio.Writer); ok {
-		bw.Reset(w)
-		return bw
-	}
-	return bufio.NewWriterSize(w, h1WriteBufferSize)
-}
-
 // h1Conn is one connection to an upstream. The response body owns it while
 // it is read; otherwise it is idle in the transport's pool.
 type h1Conn struct {
@@ -344,7 +335,7 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	// The context may end while the request is written or any time before
 	// the body's end: unblock the connection then; it is closed after.
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
-	bw := t.writer(c.nc)
+	bw := getWriter(c.nc) // pooled: used only while a request is written
 	written, err := writeRequest(bw, req)
 	if !written {
 		err = req.Write(bw)
@@ -352,8 +343,7 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	if err == nil {
 		err = bw.Flush()
 	}
-	bw.Reset(nil)
-	t.writers.Put(bw)
+	putWriter(bw)
 	if err != nil {
 		stop()
 		return nil, err

@@ -267,8 +267,7 @@ func (c *serverConn) serve() {
 		}
 		putReader(c.br)
 		if c.bw != nil {
-			c.bw.Reset(nil)
-			writerPool.Put(c.bw)
+			putWriter(c.bw)
 		}
 		c.srv.forget(c)
 	}()
@@ -344,9 +343,10 @@ func (c *serverConn) serve() {
 	}
 }
 
-// The connections' buffers are pooled, as net/http's server pools its own:
-// a connection handed off at once, as every event stream's is, then costs
-// no buffer of its own for longer than its first request's head.
+// Connection buffers are pooled, as net/http pools its own: a connection
+// handed off at once, as every event stream's is, then costs no buffer of
+// its own for longer than its first request's head, and the upstream
+// transport holds a writer only while it writes a request.
 var readerPool, writerPool sync.Pool
 
 func getReader(r io.Reader) *bufio.Reader {
@@ -367,7 +367,12 @@ func getWriter(w io.Writer) *bufio.Writer {
 		bw.Reset(w)
 		return bw
 	}
-	return bufio.NewWriterSize(w, 4<<10)
+	return bufio.NewWriterSize(w, h1WriteBufferSize)
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writerPool.Put(bw)
 }
 
 func deadline(d time.Duration) time.Time {
