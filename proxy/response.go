@@ -52,7 +52,7 @@ func (b *requestBody) readLocked(p []byte) (int, error) {
 	if b.n == 0 {
 		b.sawEOF = true
 		// The client's next byte is no longer body: watch for it.
-		b.c.cr.arm(b.c.watch)
+		b.c.srv.watches.add(&b.c.cr)
 		return n, io.EOF
 	}
 	if err != nil {

@@ -51,6 +51,8 @@ type h1Server struct {
 	connsWG sync.WaitGroup
 
 	handedOff atomic.Int64 // connections given to std, for tests
+
+	watches watchList
 }
 
 // lazyWatch is how long a request runs before its connection is watched
@@ -251,7 +253,6 @@ type serverConn struct {
 	bw     *bufio.Writer
 	ctx    context.Context
 	w      response
-	watch  *time.Timer // starts the watch for the client going away
 }
 
 func (c *serverConn) serve() {
@@ -272,11 +273,7 @@ func (c *serverConn) serve() {
 		c.srv.forget(c)
 	}()
 	c.br = getReader(&c.cr)
-	defer func() {
-		if c.watch != nil {
-			c.watch.Stop()
-		}
-	}()
+	defer c.srv.watches.remove(&c.cr)
 	served := false
 	for {
 		if c.srv.closing.Load() {
@@ -330,8 +327,6 @@ func (c *serverConn) serve() {
 			c.ctx = context.WithValue(c.srv.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
 			c.ctx = context.WithValue(c.ctx, http.ServerContextKey, c.srv.std)
 			c.w.c = c
-			c.watch = time.AfterFunc(time.Hour, c.cr.watch)
-			c.watch.Stop()
 		}
 		// Active only now, as with net/http: Shutdown closes a connection
 		// whose request has not arrived whole.
@@ -597,13 +592,13 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	if req.ContentLength > 0 {
 		req.Body = body
 	} else {
-		c.cr.arm(c.watch)
+		c.srv.watches.add(&c.cr)
 	}
 	c.w.reset(req, body)
 
 	ok := c.runHandler(req)
 
-	c.watch.Stop()
+	c.srv.watches.remove(&c.cr)
 	c.cr.abortPendingRead()
 	cancel()
 	if !ok {
@@ -662,13 +657,18 @@ type connReader struct {
 	mu      sync.Mutex
 	cond    sync.Cond
 	gen     uint64             // the request being served, counted
-	armed   uint64             // the request the watch timer was set for
+	armed   uint64             // the request watches.add was called for
 	cancel  context.CancelFunc // ends the request's context
 	inRead  bool               // the background read is running
 	aborted bool               // ... and is being stopped with a past deadline
 	done    bool               // the handler returned: no background read may start
 	has     bool               // b holds a byte the background read got
 	b       [1]byte
+
+	// In a watchList, under its lock.
+	due        time.Time // when the watch starts
+	prev, next *connReader
+	listed     bool
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
@@ -695,17 +695,9 @@ func (r *connReader) begin(cancel context.CancelFunc) {
 	r.cancel = cancel
 }
 
-// arm sets t, whose function is watch, for the request being served.
-func (r *connReader) arm(t *time.Timer) {
-	r.mu.Lock()
-	r.armed = r.gen
-	r.mu.Unlock()
-	t.Reset(lazyWatch)
-}
-
-// watch starts the background read for the request the timer was set for,
-// unless its handler has returned or another request has started since (a
-// timer can fire while it is being stopped).
+// watch starts the background read for the request it was listed for,
+// unless its handler has returned or another request has started since (the
+// list's timer can fire while the request is being removed).
 func (r *connReader) watch() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -749,4 +741,94 @@ func (r *connReader) abortPendingRead() {
 		r.cond.Wait()
 	}
 	r.c.SetReadDeadline(time.Time{})
+}
+
+// watchList starts the watch of each listed request lazyWatch after it was
+// listed, on one timer for all of a server's connections. A timer per
+// request, set and stopped thousands of times a second, wakes an idle
+// thread whenever it becomes the earliest of its P (runtime.wakeNetPoller
+// starts an M to poll for it): one futex wake and two context switches per
+// request, tens of microseconds when requests come one at a time
+// (BENCHMARKS.md). The list is in the order requests were added, so their
+// due times only grow.
+type watchList struct {
+	mu         sync.Mutex
+	head, tail *connReader
+	timer      *time.Timer
+	running    bool // the timer is set, or its function is running
+}
+
+// add lists the request r is serving, unless its handler has returned
+// (what is left of its body is being discarded).
+func (l *watchList) add(r *connReader) {
+	r.mu.Lock()
+	if r.done {
+		r.mu.Unlock()
+		return
+	}
+	r.armed = r.gen
+	r.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unlink(r)
+	r.due = time.Now().Add(lazyWatch)
+	r.prev, r.listed = l.tail, true
+	if l.tail != nil {
+		l.tail.next = r
+	} else {
+		l.head = r
+	}
+	l.tail = r
+	if l.running {
+		return
+	}
+	l.running = true
+	if l.timer == nil {
+		l.timer = time.AfterFunc(lazyWatch, l.fire)
+	} else {
+		l.timer.Reset(lazyWatch)
+	}
+}
+
+// remove takes r off the list, if it is on it.
+func (l *watchList) remove(r *connReader) {
+	l.mu.Lock()
+	l.unlink(r)
+	l.mu.Unlock()
+}
+
+func (l *watchList) unlink(r *connReader) {
+	if !r.listed {
+		return
+	}
+	if r.prev != nil {
+		r.prev.next = r.next
+	} else {
+		l.head = r.next
+	}
+	if r.next != nil {
+		r.next.prev = r.prev
+	} else {
+		l.tail = r.prev
+	}
+	r.prev, r.next, r.listed = nil, nil, false
+}
+
+// fire starts the watches that are due and sets the timer for the next.
+// The lock order is the list's, then a connReader's: nothing takes the
+// list's lock while holding a connReader's.
+func (l *watchList) fire() {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.head != nil && !l.head.due.After(now) {
+		r := l.head
+		l.unlink(r)
+		r.watch()
+	}
+	if l.head == nil {
+		l.running = false
+		return
+	}
+	l.timer.Reset(l.head.due.Sub(now))
 }

@@ -549,3 +549,73 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestWatchList checks the one timer that starts the client-gone watches of
+// a server's requests: each listed request is watched once due, in order,
+// unless it was taken off the list, its handler returned, or its
+// connection moved on to another request.
+func TestWatchList(t *testing.T) {
+	var l watchList
+	type entry struct {
+		r    *connReader
+		ctx  context.Context
+		peer net.Conn
+	}
+	newEntry := func() entry {
+		c, peer := net.Pipe()
+		t.Cleanup(func() { c.Close(); peer.Close() })
+		r := &connReader{c: c}
+		r.cond.L = &r.mu
+		ctx, cancel := context.WithCancel(context.Background())
+		r.begin(cancel)
+		return entry{r, ctx, peer}
+	}
+	watching := func(e entry) bool {
+		e.r.mu.Lock()
+		defer e.r.mu.Unlock()
+		return e.r.inRead
+	}
+
+	first, removed, last := newEntry(), newEntry(), newEntry()
+	returned, movedOn := newEntry(), newEntry()
+	l.add(first.r)
+	time.Sleep(lazyWatch / 2)
+	l.add(removed.r)
+	l.add(movedOn.r)
+	returned.r.abortPendingRead() // its handler returned: add lists nothing
+	l.add(returned.r)
+	l.add(last.r)
+	l.remove(removed.r)
+	movedOn.r.begin(func() {}) // the connection's next request
+
+	waitFor(t, "the last request's watch", func() bool { return watching(last) })
+	if !watching(first) {
+		t.Error("the first request is not watched")
+	}
+	for name, e := range map[string]entry{"removed": removed, "returned": returned, "moved on": movedOn} {
+		if watching(e) {
+			t.Errorf("the %s request is watched", name)
+		}
+	}
+	waitFor(t, "the list to stop its timer", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return !l.running && l.head == nil && l.tail == nil
+	})
+
+	// A watched request ends when its client goes away.
+	first.peer.Close()
+	select {
+	case <-first.ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watched request's context did not end when its client went away")
+	}
+	if last.ctx.Err() != nil {
+		t.Error("the other watched request ended too")
+	}
+
+	// The list starts its timer again for the next request.
+	again := newEntry()
+	l.add(again.r)
+	waitFor(t, "a watch after the list was empty", func() bool { return watching(again) })
+}
