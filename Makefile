@@ -24,9 +24,12 @@ lint:
 	$(GO) tool staticcheck ./...
 
 # MCP_OAUTH_PROXY_BROWSER_TESTS=1: a missing Chromium fails the browser
-# tests instead of skipping them.
+# tests instead of skipping them. The proxy package runs a second time
+# without the race detector: race builds leave out its raw system-call I/O
+# (proxy/rawio_linux.go).
 unit:
 	MCP_OAUTH_PROXY_BROWSER_TESTS=1 scripts/with-secret-service.sh $(GO) test -race -shuffle=on ./...
+	$(GO) test -shuffle=on ./proxy
 
 # Each fuzz target for a few seconds (FUZZTIME); the corpora live in
 # testdata/fuzz.

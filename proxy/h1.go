@@ -228,6 +228,9 @@ func (t *h1Transport) dialApart(ctx context.Context, addr string) (net.Conn, err
 	ch := make(chan result, 1)
 	go func() {
 		c, err := t.dial(ctx, "tcp", addr)
+		if err == nil {
+			c = rawIO(c)
+		}
 		ch <- result{c, err}
 	}()
 	r := <-ch

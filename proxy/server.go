@@ -121,7 +121,7 @@ func (s *h1Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		hc := s.newConn(c)
+		hc := s.newConn(rawIO(c))
 		if hc == nil {
 			c.Close()
 			continue
