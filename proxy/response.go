@@ -335,8 +335,14 @@ func (w *response) FlushError() error {
 // Flush implements http.Flusher.
 func (w *response) Flush() { w.FlushError() }
 
-// SetReadDeadline and SetWriteDeadline are http.ResponseController's.
-func (w *response) SetReadDeadline(t time.Time) error  { return w.c.rwc.SetReadDeadline(t) }
+// SetReadDeadline is http.ResponseController's. As with net/http's server,
+// the deadline ends with the request.
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.handlerDeadline.Store(true)
+	return w.c.rwc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline is http.ResponseController's.
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
 
 // EnableFullDuplex is http.ResponseController's: the body is then left

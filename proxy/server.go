@@ -52,6 +52,9 @@ type h1Server struct {
 
 	handedOff atomic.Int64 // connections given to std, for tests
 
+	sweep    *time.Timer // under mu: ends the waits past their deadline
+	sweeping bool        // under mu: sweep is set or running
+
 	watches watchList
 }
 
@@ -142,7 +145,44 @@ func (s *h1Server) newConn(c net.Conn) *serverConn {
 	hc.state.Store(int32(http.StateNew))
 	s.conns[hc] = struct{}{}
 	s.connsWG.Add(1)
+	if every := s.sweepEvery(); every > 0 && !s.sweeping {
+		s.sweeping = true
+		if s.sweep == nil {
+			s.sweep = time.AfterFunc(every, s.sweepWaits)
+		} else {
+			s.sweep.Reset(every)
+		}
+	}
 	return hc
+}
+
+// sweepEvery is how often the waits for requests are checked against their
+// deadlines, a tenth of the shorter timeout and at most a second: a timeout
+// ends up to that much late. Zero: there are no timeouts.
+func (s *h1Server) sweepEvery() time.Duration {
+	every := time.Duration(0)
+	for _, d := range []time.Duration{s.readHeaderTimeout, s.idleTimeout} {
+		if d > 0 && (every == 0 || d < every) {
+			every = d
+		}
+	}
+	return min(every/10, time.Second)
+}
+
+// sweepWaits ends the waits whose deadline has passed, and runs again while
+// the server has connections.
+func (s *h1Server) sweepWaits() {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) == 0 {
+		s.sweeping = false
+		return
+	}
+	for hc := range s.conns {
+		hc.expire(now)
+	}
+	s.sweep.Reset(s.sweepEvery())
 }
 
 func (s *h1Server) forget(hc *serverConn) {
@@ -242,6 +282,17 @@ func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
 
 func (l *handoffListener) Addr() net.Addr { return l.addr }
 
+// waitDeadline is when a connection's wait for the next request ends,
+// kept by the server's sweeper. A deadline on the socket itself is a
+// runtime timer: set and cleared for every request, it wakes an idle thread
+// each time it becomes the earliest, as the watch's timer did (see
+// watchList), and a few µs of latency at one request at a time.
+type waitDeadline struct {
+	mu      sync.Mutex
+	at      time.Time // zero: no deadline
+	expired bool      // the sweeper set the socket's read deadline in the past
+}
+
 // serverConn is one client connection served by h1Server.
 type serverConn struct {
 	srv    *h1Server
@@ -249,10 +300,14 @@ type serverConn struct {
 	remote string
 	state  atomic.Int32 // http.ConnState, for closeIdle
 	cr     connReader
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	ctx    context.Context
-	w      response
+	wait   waitDeadline
+	// The handler set a read deadline (http.ResponseController): cleared
+	// before the next request.
+	handlerDeadline atomic.Bool
+	br              *bufio.Reader
+	bw              *bufio.Writer
+	ctx             context.Context
+	w               response
 }
 
 func (c *serverConn) serve() {
@@ -282,14 +337,17 @@ func (c *serverConn) serve() {
 		// As net/http: the first request has readHeaderTimeout from the
 		// start; a later one has idleTimeout to send its first four bytes
 		// (fewer, then the end, close the connection without an answer).
+		if c.handlerDeadline.Swap(false) {
+			c.rwc.SetReadDeadline(time.Time{}) // as net/http, the handler's ends with it
+		}
 		if served {
-			c.rwc.SetReadDeadline(deadline(c.srv.idleTimeout))
+			c.setWaitDeadline(c.srv.idleTimeout)
 			if _, err := c.br.Peek(4); err != nil {
 				return
 			}
-			c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
+			c.setWaitDeadline(c.srv.readHeaderTimeout)
 		} else {
-			c.rwc.SetReadDeadline(deadline(c.srv.readHeaderTimeout))
+			c.setWaitDeadline(c.srv.readHeaderTimeout)
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
@@ -318,7 +376,7 @@ func (c *serverConn) serve() {
 			}
 			return
 		}
-		c.rwc.SetReadDeadline(time.Time{})
+		c.setWaitDeadline(0)
 		served = true
 		if c.bw == nil {
 			// Made on the first request served here: a connection handed
@@ -370,11 +428,34 @@ func putWriter(bw *bufio.Writer) {
 	writerPool.Put(bw)
 }
 
-func deadline(d time.Duration) time.Time {
-	if d <= 0 {
-		return time.Time{}
+// setWaitDeadline sets when the wait for the next request's bytes ends:
+// d from now, or never when d <= 0. The connection's sweeper enforces it.
+func (c *serverConn) setWaitDeadline(d time.Duration) {
+	var at time.Time
+	if d > 0 {
+		at = time.Now().Add(d)
 	}
-	return time.Now().Add(d)
+	c.wait.mu.Lock()
+	c.wait.at = at
+	if c.wait.expired {
+		// The read it ended returned all the same (the bytes came as the
+		// deadline passed): the socket's deadline must not stay past.
+		c.wait.expired = false
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+	c.wait.mu.Unlock()
+}
+
+// expire ends the connection's wait for a request when its deadline has
+// passed, with a read deadline in the past: what is waiting fails as it
+// would have at a deadline of its own.
+func (c *serverConn) expire(now time.Time) {
+	c.wait.mu.Lock()
+	defer c.wait.mu.Unlock()
+	if !c.wait.at.IsZero() && !c.wait.expired && !now.Before(c.wait.at) {
+		c.wait.expired = true
+		c.rwc.SetReadDeadline(aLongTimeAgo)
+	}
 }
 
 func (c *serverConn) setState(s http.ConnState) { c.state.Store(int32(s)) }
@@ -384,6 +465,7 @@ func (c *serverConn) setState(s http.ConnState) { c.state.Store(int32(s)) }
 // connection. It reports false, having closed nothing, when the server is
 // shutting down.
 func (c *serverConn) handOff(consumed []byte) bool {
+	c.setWaitDeadline(0)
 	c.rwc.SetReadDeadline(time.Time{})
 	// A copy, so that the connection keeps none of this loop's buffers.
 	rest, _ := c.br.Peek(c.br.Buffered())

@@ -427,3 +427,28 @@ func TestServerIdleConnRetainsRequest(t *testing.T) {
 		}
 	}
 }
+
+// A read deadline the handler set through http.ResponseController ends
+// with its request: the next request on the connection, sent after it
+// passed, is served, as with net/http.
+func TestServerHandlerReadDeadlineEnds(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+			t.Errorf("SetReadDeadline: %v", err)
+		}
+		io.WriteString(w, "ok")
+	})
+	_, stdAddr := startStd(t, h, nil)
+	_, h1Addr := startH1(t, h, nil)
+	for _, tt := range []struct{ name, addr string }{{"net/http", stdAddr}, {"h1Server", h1Addr}} {
+		c := dialRaw(t, tt.addr)
+		for i := range 2 {
+			c.send(postReq("/", "{}"))
+			if res, body := c.response(); res.StatusCode != http.StatusOK || body != "ok" {
+				t.Errorf("%s: request %d: %d %q", tt.name, i, res.StatusCode, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}

@@ -455,7 +455,7 @@ func TestServerPanic(t *testing.T) {
 }
 
 func TestServerTimeouts(t *testing.T) {
-	_, addr := startH1(t, echo, func(s *h1Server) {
+	s, addr := startH1(t, echo, func(s *h1Server) {
 		s.readHeaderTimeout = 100 * time.Millisecond
 		s.idleTimeout = 200 * time.Millisecond
 	})
@@ -470,6 +470,12 @@ func TestServerTimeouts(t *testing.T) {
 	if !c.closed() {
 		t.Error("connection open after idleTimeout")
 	}
+	// The sweeper that keeps the deadlines stops with the last connection.
+	waitFor(t, "the sweeper to stop", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.sweeping
+	})
 }
 
 // Shutdown closes idle connections at once and waits for running
