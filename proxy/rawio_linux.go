@@ -29,21 +29,23 @@ import (
 type rawIOConn struct {
 	*net.TCPConn // deadlines, Close, CloseWrite, addresses, ReadFrom
 	rc           syscall.RawConn
-
-	// The operands of a read and a write, and their callbacks bound once,
-	// so that a read or write allocates nothing.
-	rmu   sync.Mutex
-	rbuf  []byte
-	rn    int
-	rerr  syscall.Errno
-	readf func(fd uintptr) bool
-
-	wmu    sync.Mutex
-	wbuf   []byte
-	wn     int
-	werr   syscall.Errno
-	writef func(fd uintptr) bool
 }
+
+// rawOp is one read or write: its operands and results, and its callbacks
+// bound once. They live in a pool rather than in the connection, which an
+// idle event stream keeps for hours (two per stream, BENCHMARKS.md).
+type rawOp struct {
+	buf           []byte
+	n             int
+	errno         syscall.Errno
+	readf, writef func(fd uintptr) bool
+}
+
+var rawOps = sync.Pool{New: func() any {
+	op := new(rawOp)
+	op.readf, op.writef = op.read, op.write
+	return op
+}}
 
 // rawIO returns c reading and writing with raw system calls when it is a
 // TCP connection, and c itself otherwise.
@@ -56,19 +58,17 @@ func rawIO(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawIOConn{TCPConn: tc, rc: rc}
-	r.readf, r.writef = r.read, r.write
-	return r
+	return &rawIOConn{TCPConn: tc, rc: rc}
 }
 
 // Read is net.TCPConn's Read.
 func (c *rawIOConn) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.rbuf, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readf)
-	n, errno := c.rn, c.rerr
-	c.rbuf = nil
+	op := rawOps.Get().(*rawOp)
+	op.buf, op.n, op.errno = p, 0, 0
+	err := c.rc.Read(op.readf)
+	n, errno := op.n, op.errno
+	op.buf = nil
+	rawOps.Put(op)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -80,8 +80,8 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *rawIOConn) read(fd uintptr) bool {
-	p := c.rbuf
+func (op *rawOp) read(fd uintptr) bool {
+	p := op.buf
 	if len(p) == 0 {
 		return true
 	}
@@ -96,9 +96,9 @@ func (c *rawIOConn) read(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false // wait until readable
 		case 0:
-			c.rn = int(n)
+			op.n = int(n)
 		default:
-			c.rerr = e
+			op.errno = e
 		}
 		return true
 	}
@@ -106,12 +106,12 @@ func (c *rawIOConn) read(fd uintptr) bool {
 
 // Write is net.TCPConn's Write: it writes all of p or fails.
 func (c *rawIOConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
-	err := c.rc.Write(c.writef)
-	n, errno := c.wn, c.werr
-	c.wbuf = nil
+	op := rawOps.Get().(*rawOp)
+	op.buf, op.n, op.errno = p, 0, 0
+	err := c.rc.Write(op.writef)
+	n, errno := op.n, op.errno
+	op.buf = nil
+	rawOps.Put(op)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
@@ -121,21 +121,21 @@ func (c *rawIOConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *rawIOConn) write(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		p := c.wbuf[c.wn:]
+func (op *rawOp) write(fd uintptr) bool {
+	for op.n < len(op.buf) {
+		p := op.buf[op.n:]
 		if len(p) > maxRW {
 			p = p[:maxRW]
 		}
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case 0:
-			c.wn += int(n)
+			op.n += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			return false // wait until writable, then write the rest
 		default:
-			c.werr = e
+			op.errno = e
 			return true
 		}
 	}
