@@ -17,11 +17,10 @@ import (
 // would, the runtime's poller waits, as for net.TCPConn, and deadlines and
 // Close work as they do there. What this saves is the wake-up of the
 // runtime's monitor thread (sysmon): it sleeps whenever the proxy is idle,
-// which between two requests one at a time it always is, and the first
-// blocking-syscall entry after that wakes it. At one request at a time the
-// proxy made two such entries per request, and the monitor's wake-ups and
-// short sleeps on a two-core machine cost about 25 µs of its latency
-// (BENCHMARKS.md).
+// as it is at every hop of a request when requests come one at a time, and
+// the first blocking-syscall entry after that wakes it. Those wake-ups, up
+// to two per request, and the monitor's short sleeps after each cost about
+// 25 µs of the proxy's latency on a two-core machine (BENCHMARKS.md).
 //
 // Race-detector builds use net.TCPConn as it is (rawio_other.go): it
 // records a happens-before edge for every read and write made through the

@@ -284,9 +284,9 @@ func (l *handoffListener) Addr() net.Addr { return l.addr }
 
 // waitDeadline is when a connection's wait for the next request ends,
 // kept by the server's sweeper. A deadline on the socket itself is a
-// runtime timer: set and cleared for every request, it wakes an idle thread
-// each time it becomes the earliest, as the watch's timer did (see
-// watchList), and a few µs of latency at one request at a time.
+// runtime timer: set and cleared for every request, it woke an idle thread
+// whenever it became its P's earliest, as the watch's timers did (see
+// watchList), which cost a few µs at one request at a time.
 type waitDeadline struct {
 	mu      sync.Mutex
 	at      time.Time // zero: no deadline
@@ -334,12 +334,12 @@ func (c *serverConn) serve() {
 		if c.srv.closing.Load() {
 			return
 		}
-		// As net/http: the first request has readHeaderTimeout from the
-		// start; a later one has idleTimeout to send its first four bytes
-		// (fewer, then the end, close the connection without an answer).
 		if c.handlerDeadline.Swap(false) {
 			c.rwc.SetReadDeadline(time.Time{}) // as net/http, the handler's ends with it
 		}
+		// As net/http: the first request has readHeaderTimeout from the
+		// start; a later one has idleTimeout to send its first four bytes
+		// (fewer, then the end, close the connection without an answer).
 		if served {
 			c.setWaitDeadline(c.srv.idleTimeout)
 			if _, err := c.br.Peek(4); err != nil {
