@@ -6,8 +6,8 @@ GO ?= go
 build:
 	$(GO) build -o bin/mcp-oauth-proxy ./cmd/mcp-oauth-proxy
 
-# test installs what the tests need, checks formatting, vet (also for macOS
-# and Windows, whose builds CI cannot run) and staticcheck,
+# test installs what the tests need, checks formatting, vet (also for macOS,
+# Windows and 32-bit Linux, whose builds CI does not run) and staticcheck,
 # runs every test with the race detector inside a private Secret Service
 # session (so the keychain tests run against the real thing) and with
 # headless Chromium for the status page, runs each fuzz target briefly,
@@ -24,6 +24,7 @@ lint:
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
 	GOOS=windows $(GO) vet ./...
+	GOARCH=386 $(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
 # MCP_OAUTH_PROXY_BROWSER_TESTS=1: a missing Chromium fails the browser

@@ -1,4 +1,4 @@
-//go:build linux && !race
+//go:build linux && !race && !386
 
 package proxy
 
@@ -22,9 +22,14 @@ import (
 // to two per request, and the monitor's short sleeps after each cost about
 // 25 µs of the proxy's latency on a two-core machine (BENCHMARKS.md).
 //
-// Race-detector builds use net.TCPConn as it is (rawio_other.go): it
-// records a happens-before edge for every read and write made through the
-// syscall package, which raw calls would lose.
+// A raw call keeps its P and cannot be preempted, but on a non-blocking
+// socket it copies at most what the socket's buffer takes, well under a
+// millisecond.
+//
+// Race-detector builds use net.TCPConn as it is (rawio_other.go): the race
+// detector records a happens-before edge for every read and write made
+// through the syscall package, which raw calls would lose. So does 386,
+// which has no recvfrom system call of its own.
 type rawIOConn struct {
 	*net.TCPConn // deadlines, Close, CloseWrite, addresses, ReadFrom
 	rc           syscall.RawConn
@@ -36,7 +41,7 @@ type rawIOConn struct {
 type rawOp struct {
 	buf           []byte
 	n             int
-	errno         syscall.Errno
+	err           error // what the system call failed with, as net.TCPConn has it
 	readf, writef func(fd uintptr) bool
 }
 
@@ -62,18 +67,23 @@ func rawIO(c net.Conn) net.Conn {
 
 // Read is net.TCPConn's Read.
 func (c *rawIOConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		// net.TCPConn answers before it looks at the deadline;
+		// syscall.RawConn would look first.
+		return c.TCPConn.Read(p)
+	}
 	op := rawOps.Get().(*rawOp)
-	op.buf, op.n, op.errno = p, 0, 0
+	op.buf, op.n, op.err = p, 0, nil
 	err := c.rc.Read(op.readf)
-	n, errno := op.n, op.errno
-	op.buf = nil
+	n, opErr := op.n, op.err
+	op.buf, op.err = nil, nil
 	rawOps.Put(op)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0 && len(p) > 0:
+	case opErr != nil:
+		return 0, c.opError("read", opErr)
+	case n == 0:
 		return 0, io.EOF
 	}
 	return n, nil
@@ -81,9 +91,6 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 
 func (op *rawOp) read(fd uintptr) bool {
 	p := op.buf
-	if len(p) == 0 {
-		return true
-	}
 	if len(p) > maxRW {
 		p = p[:maxRW]
 	}
@@ -97,7 +104,7 @@ func (op *rawOp) read(fd uintptr) bool {
 		case 0:
 			op.n = int(n)
 		default:
-			op.errno = e
+			op.err = os.NewSyscallError("read", e)
 		}
 		return true
 	}
@@ -106,16 +113,16 @@ func (op *rawOp) read(fd uintptr) bool {
 // Write is net.TCPConn's Write: it writes all of p or fails.
 func (c *rawIOConn) Write(p []byte) (int, error) {
 	op := rawOps.Get().(*rawOp)
-	op.buf, op.n, op.errno = p, 0, 0
+	op.buf, op.n, op.err = p, 0, nil
 	err := c.rc.Write(op.writef)
-	n, errno := op.n, op.errno
-	op.buf = nil
+	n, opErr := op.n, op.err
+	op.buf, op.err = nil, nil
 	rawOps.Put(op)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
+	case opErr != nil:
+		return n, c.opError("write", opErr)
 	}
 	return n, nil
 }
@@ -127,14 +134,17 @@ func (op *rawOp) write(fd uintptr) bool {
 			p = p[:maxRW]
 		}
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch e {
-		case 0:
+		switch {
+		case e == 0 && n == 0:
+			op.err = io.ErrUnexpectedEOF // as internal/poll: never loop on it
+			return true
+		case e == 0:
 			op.n += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false // wait until writable, then write the rest
 		default:
-			op.errno = e
+			op.err = os.NewSyscallError("write", e)
 			return true
 		}
 	}

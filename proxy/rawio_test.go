@@ -89,6 +89,12 @@ var rawIOScenarios = []struct {
 		n2, err2 := c.Write(nil)
 		return []string{describe(n1, err1), describe(n2, err2)}
 	}},
+	{"empty read and write after the deadlines passed", func(t *testing.T, c, peer net.Conn) []string {
+		c.SetDeadline(time.Now().Add(-time.Second))
+		n1, err1 := c.Read(nil)
+		n2, err2 := c.Write(nil)
+		return []string{describe(n1, err1), describe(n2, err2)}
+	}},
 	{"end of stream", func(t *testing.T, c, peer net.Conn) []string {
 		peer.Write([]byte("ab"))
 		peer.Close()

@@ -157,8 +157,8 @@ func (s *h1Server) newConn(c net.Conn) *serverConn {
 }
 
 // sweepEvery is how often the waits for requests are checked against their
-// deadlines, a tenth of the shorter timeout and at most a second: a timeout
-// ends up to that much late. Zero: there are no timeouts.
+// deadlines, a tenth of the shorter timeout, from a millisecond to a second:
+// a timeout ends up to that much late. Zero: there are no timeouts.
 func (s *h1Server) sweepEvery() time.Duration {
 	every := time.Duration(0)
 	for _, d := range []time.Duration{s.readHeaderTimeout, s.idleTimeout} {
@@ -166,7 +166,10 @@ func (s *h1Server) sweepEvery() time.Duration {
 			every = d
 		}
 	}
-	return min(every/10, time.Second)
+	if every == 0 {
+		return 0
+	}
+	return min(max(every/10, time.Millisecond), time.Second)
 }
 
 // sweepWaits ends the waits whose deadline has passed, and runs again while
@@ -429,7 +432,7 @@ func putWriter(bw *bufio.Writer) {
 }
 
 // setWaitDeadline sets when the wait for the next request's bytes ends:
-// d from now, or never when d <= 0. The connection's sweeper enforces it.
+// d from now, or never when d <= 0. The server's sweeper enforces it.
 func (c *serverConn) setWaitDeadline(d time.Duration) {
 	var at time.Time
 	if d > 0 {
