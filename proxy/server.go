@@ -33,11 +33,12 @@ import (
 // watches for the client going away, a response buffer in front of the
 // connection's, and the generality no MCP client needs. This loop watches
 // for the client only once a request has run for lazyWatch, and writes the
-// response straight into the connection's buffer. Everything that decides
-// where a request ends is net/http's: the head is checked byte by byte
-// against a grammar narrower than net/http's before http.ReadRequest
-// parses it, and anything outside goes to net/http's server untouched, so
-// both cannot disagree on framing (FuzzH1Server compares them).
+// response straight into the connection's buffer. The head is checked byte
+// by byte against a grammar narrower than net/http's, and only a head
+// inside it is parsed here, into the request http.ReadRequest would make
+// of it (FuzzReadPlainHead); anything outside goes to net/http's server
+// untouched, so both cannot disagree on framing (FuzzH1Server compares
+// them).
 type h1Server struct {
 	handler           http.Handler
 	baseCtx           context.Context
