@@ -72,12 +72,7 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 		// syscall.RawConn would look first.
 		return c.TCPConn.Read(p)
 	}
-	op := rawOps.Get().(*rawOp)
-	op.buf, op.n, op.err = p, 0, nil
-	err := c.rc.Read(op.readf)
-	n, opErr := op.n, op.err
-	op.buf, op.err = nil, nil
-	rawOps.Put(op)
+	n, err, opErr := c.do(p, false)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -112,12 +107,7 @@ func (op *rawOp) read(fd uintptr) bool {
 
 // Write is net.TCPConn's Write: it writes all of p or fails.
 func (c *rawIOConn) Write(p []byte) (int, error) {
-	op := rawOps.Get().(*rawOp)
-	op.buf, op.n, op.err = p, 0, nil
-	err := c.rc.Write(op.writef)
-	n, opErr := op.n, op.err
-	op.buf, op.err = nil, nil
-	rawOps.Put(op)
+	n, err, opErr := c.do(p, true)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
@@ -149,6 +139,22 @@ func (op *rawOp) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// do reads into p, or writes p, with a pooled rawOp. err is
+// syscall.RawConn's (closed, deadline passed), opErr the system call's.
+func (c *rawIOConn) do(p []byte, write bool) (n int, err, opErr error) {
+	op := rawOps.Get().(*rawOp)
+	op.buf, op.n, op.err = p, 0, nil
+	if write {
+		err = c.rc.Write(op.writef)
+	} else {
+		err = c.rc.Read(op.readf)
+	}
+	n, opErr = op.n, op.err
+	op.buf, op.err = nil, nil
+	rawOps.Put(op)
+	return n, err, opErr
 }
 
 // opError reports err as net.TCPConn's Read and Write do. The errors of
