@@ -70,6 +70,8 @@ type h1Transport struct {
 	mu      sync.Mutex
 	idle    map[string][]*h1Conn // by host:port, most recently used last
 	janitor *time.Timer          // closes idle connections past idleTimeout
+
+	watches lazyList // round trips not yet tied to their contexts
 }
 
 func newH1Transport(fallback *http.Transport) *h1Transport {
@@ -91,6 +93,12 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
+	// Checked here because a round trip ties its connection to ctx only
+	// once it has run for lazyWatch (see h1Conn.watch).
+	if err := ctx.Err(); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	addr := hostPort(req.URL)
 	for retried := false; ; retried = true {
 		c, reused, err := t.conn(ctx, addr)
@@ -304,6 +312,13 @@ type h1Conn struct {
 	limit     int64 // bytes that reads may still return; < 0: no limit
 	answered  bool  // the upstream sent bytes of an answer
 	peek      *peeker
+
+	// The round trip's context, and once it has run for lazyWatch, the
+	// hold of that context on the connection: under the lock of the
+	// transport's watches (see watch).
+	ctx  context.Context
+	stop func() bool // context.AfterFunc's
+	item lazyItem
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
@@ -327,6 +342,38 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 
 func (c *h1Conn) close() { c.nc.Close() }
 
+// watch ties c to ctx until unwatch: when ctx ends, c's reads and writes
+// return. context.AfterFunc would do that at once, for a few µs and five
+// allocations per request at one request at a time (BENCHMARKS.md); nearly
+// all round trips are over within lazyWatch, so c is only listed in l,
+// whose timer calls AfterFunc for a round trip still running after it.
+func (c *h1Conn) watch(l *lazyList, ctx context.Context) {
+	if ctx.Done() == nil {
+		return // it never ends
+	}
+	if c.item.start == nil {
+		c.item.start = c.holdOpen
+	}
+	c.ctx = ctx // before add takes the lock: holdOpen reads it under it
+	l.add(&c.item)
+}
+
+// holdOpen runs under the lock of the list c is in.
+func (c *h1Conn) holdOpen() {
+	c.stop = context.AfterFunc(c.ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+}
+
+// unwatch ends what watch started and reports whether the end of the
+// context left c alone; false: its deadline may be set, it cannot be reused.
+func (c *h1Conn) unwatch(l *lazyList) bool {
+	l.mu.Lock()
+	l.unlink(&c.item)
+	stop := c.stop
+	c.ctx, c.stop = nil, nil
+	l.mu.Unlock()
+	return stop == nil || stop()
+}
+
 // aLongTimeAgo is a deadline that makes blocked reads and writes return.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -337,7 +384,7 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	c.answered = false
 	// The context may end while the request is written or any time before
 	// the body's end: unblock the connection then; it is closed after.
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	c.watch(&t.watches, ctx)
 	bw := getWriter(c.nc) // pooled: used only while a request is written
 	written, err := writeRequest(bw, req)
 	if !written {
@@ -348,7 +395,7 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	}
 	putWriter(bw)
 	if err != nil {
-		stop()
+		c.unwatch(&t.watches)
 		return nil, err
 	}
 	var res *http.Response
@@ -357,7 +404,7 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	// read error (a reset) only once, and it is the one to report.
 	if _, err := c.br.Peek(1); err != nil {
 		c.limit = -1
-		stop()
+		c.unwatch(&t.watches)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // as http.ReadResponse says it
 		}
@@ -366,7 +413,7 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 	res, direct := parseResponse(c.br, req)
 	c.limit = -1
 	if direct {
-		body := &h1Body{t: t, c: c, ctx: ctx, stop: stop, keep: !req.Close, left: res.ContentLength}
+		body := &h1Body{t: t, c: c, ctx: ctx, keep: !req.Close, left: res.ContentLength}
 		if res.ContentLength == 0 {
 			res.Body = http.NoBody
 			body.release(body.keep)
@@ -380,11 +427,11 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 		res, err = http.ReadResponse(c.br, req)
 		c.limit = -1
 		if err != nil {
-			stop()
+			c.unwatch(&t.watches)
 			return nil, err
 		}
 		if res.StatusCode == http.StatusSwitchingProtocols {
-			stop()
+			c.unwatch(&t.watches)
 			return nil, errors.New("proxy: upstream switched protocols without being asked to")
 		}
 		if res.StatusCode >= 200 || res.StatusCode < 100 {
@@ -394,17 +441,17 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 		// it on through the trace hook, as with net/http's Transport.
 		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
-				stop()
+				c.unwatch(&t.watches)
 				return nil, err
 			}
 		}
 	}
 	keep := !res.Close && !req.Close
 	if res.Body == http.NoBody {
-		(&h1Body{t: t, c: c, stop: stop}).release(keep)
+		(&h1Body{t: t, c: c}).release(keep)
 		return res, nil
 	}
-	res.Body = &h1Body{t: t, c: c, body: res.Body, ctx: ctx, stop: stop, keep: keep}
+	res.Body = &h1Body{t: t, c: c, body: res.Body, ctx: ctx, keep: keep}
 	return res, nil
 }
 
@@ -415,7 +462,6 @@ type h1Body struct {
 	body io.ReadCloser // as http.ReadResponse made it; nil: read left bytes from c.br
 	left int64
 	ctx  context.Context
-	stop func() bool // ends the context's hold on the connection
 	keep bool        // the connection may be reused after the body
 	eof  bool        // Read returned io.EOF
 	done atomic.Bool // the connection was released
@@ -481,7 +527,7 @@ func (b *h1Body) release(keep bool) {
 	}
 	// Unless the context ended (the deadline is set) or the upstream sent
 	// more than the response. Only Read's goroutine passes keep.
-	if stopped := b.stop(); keep && (!stopped || b.c.br.Buffered() > 0) {
+	if alone := b.c.unwatch(&b.t.watches); keep && (!alone || b.c.br.Buffered() > 0) {
 		keep = false
 	}
 	if keep {

@@ -325,6 +325,74 @@ func TestH1ContextEndsWait(t *testing.T) {
 	}
 }
 
+// A round trip ties its connection to its context only after lazyWatch:
+// a context that ends sooner still ends the round trip, one that had ended
+// before sends nothing, and a round trip that outlived lazyWatch and ended
+// normally leaves its connection reusable.
+func TestH1LazyContextTie(t *testing.T) {
+	var conns connCounter
+	var requests atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		switch r.URL.Path {
+		case "/hang":
+			<-r.Context().Done()
+		case "/slow":
+			time.Sleep(3 * lazyWatch)
+		}
+		io.WriteString(w, "ok")
+	}))
+	up.Config.ConnState = conns.hook
+	up.Start()
+	t.Cleanup(up.Close)
+	tr := newTestH1(t)
+
+	t.Run("ended before", func(t *testing.T) {
+		roundTrip(t, tr, "GET", up.URL+"/fast", "") // an idle connection to reuse
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		before := requests.Load()
+		req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+"/fast", nil)
+		if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		if n := requests.Load() - before; n != 0 {
+			t.Errorf("the upstream got %d requests, want none", n)
+		}
+	})
+	t.Run("ends within lazyWatch", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "GET", up.URL+"/hang", nil)
+			_, err := tr.RoundTrip(req)
+			errc <- err
+		}()
+		time.Sleep(lazyWatch / 10)
+		cancel()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request did not end with its context")
+		}
+	})
+	t.Run("outlives lazyWatch", func(t *testing.T) {
+		conns0 := conns.n.Load()
+		for range 2 {
+			if status, body := roundTrip(t, tr, "GET", up.URL+"/slow", ""); status != http.StatusOK || body != "ok" {
+				t.Fatalf("answer %d %q", status, body)
+			}
+		}
+		if n := conns.n.Load() - conns0; n > 1 {
+			t.Errorf("%d connections for two sequential slow requests, want at most 1", n)
+		}
+	})
+	waitFor(t, "the transport's list to empty and stop its timer", tr.watches.idle)
+}
+
 func TestH1InformationalResponses(t *testing.T) {
 	url := rawUpstream(t, func(_ int, c net.Conn, br *bufio.Reader) {
 		for {

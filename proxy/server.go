@@ -63,11 +63,6 @@ type h1Server struct {
 	watches watchList
 }
 
-// lazyWatch is how long a request runs before its connection is watched
-// for the client going away. A request cancelled by its client within it
-// runs on until it ends by itself or lazyWatch has passed.
-const lazyWatch = 10 * time.Millisecond
-
 // maxDiscard is how much unread request body is read and dropped after the
 // handler to keep the connection, as net/http's server does.
 const maxDiscard = 256 << 10
@@ -814,10 +809,7 @@ type connReader struct {
 	has     bool               // b holds a byte the background read got
 	b       [1]byte
 
-	// In a watchList, under its lock.
-	due        time.Time // when the watch starts
-	prev, next *connReader
-	listed     bool
+	item lazyItem // in the server's watchList; start is watch
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
@@ -893,19 +885,8 @@ func (r *connReader) abortPendingRead() {
 }
 
 // watchList starts the watch of each listed request lazyWatch after it was
-// listed, on one timer for all of a server's connections. A timer per
-// request, set and stopped thousands of times a second, wakes an idle
-// thread whenever it becomes the earliest of its P (runtime.wakeNetPoller
-// starts an M to poll for it): one futex wake and two context switches per
-// request, tens of microseconds when requests come one at a time
-// (BENCHMARKS.md). The list is in the order requests were added, so their
-// due times only grow.
-type watchList struct {
-	mu         sync.Mutex
-	head, tail *connReader
-	timer      *time.Timer
-	running    bool // the timer is set, or its function is running
-}
+// listed, on one timer for all of a server's connections (see lazyList).
+type watchList struct{ lazyList }
 
 // add lists the request r is serving, unless its handler has returned
 // (what is left of its body is being discarded).
@@ -916,68 +897,12 @@ func (l *watchList) add(r *connReader) {
 		return
 	}
 	r.armed = r.gen
+	if r.item.start == nil {
+		r.item.start = r.watch
+	}
 	r.mu.Unlock()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.unlink(r)
-	r.due = time.Now().Add(lazyWatch)
-	r.prev, r.listed = l.tail, true
-	if l.tail != nil {
-		l.tail.next = r
-	} else {
-		l.head = r
-	}
-	l.tail = r
-	if l.running {
-		return
-	}
-	l.running = true
-	if l.timer == nil {
-		l.timer = time.AfterFunc(lazyWatch, l.fire)
-	} else {
-		l.timer.Reset(lazyWatch)
-	}
+	l.lazyList.add(&r.item)
 }
 
 // remove takes r off the list, if it is on it.
-func (l *watchList) remove(r *connReader) {
-	l.mu.Lock()
-	l.unlink(r)
-	l.mu.Unlock()
-}
-
-func (l *watchList) unlink(r *connReader) {
-	if !r.listed {
-		return
-	}
-	if r.prev != nil {
-		r.prev.next = r.next
-	} else {
-		l.head = r.next
-	}
-	if r.next != nil {
-		r.next.prev = r.prev
-	} else {
-		l.tail = r.prev
-	}
-	r.prev, r.next, r.listed = nil, nil, false
-}
-
-// fire starts the watches that are due and sets the timer for the next.
-// The lock order is the list's, then a connReader's: nothing takes the
-// list's lock while holding a connReader's.
-func (l *watchList) fire() {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.head != nil && !l.head.due.After(now) {
-		r := l.head
-		l.unlink(r)
-		r.watch()
-	}
-	if l.head == nil {
-		l.running = false
-		return
-	}
-	l.timer.Reset(l.head.due.Sub(now))
-}
+func (l *watchList) remove(r *connReader) { l.lazyList.remove(&r.item) }

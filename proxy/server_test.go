@@ -603,11 +603,7 @@ func TestWatchList(t *testing.T) {
 			t.Errorf("the %s request is watched", name)
 		}
 	}
-	waitFor(t, "the list to stop its timer", func() bool {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return !l.running && l.head == nil && l.tail == nil
-	})
+	waitFor(t, "the list to stop its timer", l.idle)
 
 	// A watched request ends when its client goes away.
 	first.peer.Close()
