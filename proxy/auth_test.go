@@ -337,6 +337,39 @@ func TestTokenError(t *testing.T) {
 	}
 }
 
+// TestTokenChangesBetweenRequests checks that each request carries the
+// token current when it is sent: the header value is made once per token.
+func TestTokenChangesBetweenRequests(t *testing.T) {
+	var mu sync.Mutex
+	tok := "one"
+	auth := funcAuth{
+		token: func() (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return tok, nil
+		},
+		challenge: func(context.Context) (bool, error) { return false, nil },
+	}
+	up, rec := upstream(t, echoHandler(), nil)
+	local, _ := serve(t, proxy.Server{Upstream: up.URL + "/mcp", Auth: auth}, proxy.Options{})
+	for i, next := range []string{"one", "two", "two", "one", ""} {
+		if status, _, body := post(t, local.URL+"/mcp", rpcBody(i, "ping"), nil); status != http.StatusOK {
+			t.Fatalf("request %d: status %d: %s", i, status, body)
+		}
+		mu.Lock()
+		tok = next
+		mu.Unlock()
+	}
+	var got []string
+	for _, r := range rec.Requests() {
+		got = append(got, r.Header.Get("Authorization"))
+	}
+	want := []string{"Bearer one", "Bearer one", "Bearer two", "Bearer two", "Bearer one"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Authorization (-want +got):\n%s", diff)
+	}
+}
+
 // TestNotificationReplay checks a notification (no id) and a batch.
 func TestNotificationReplay(t *testing.T) {
 	auth := &mcptest.Authorizer{}

@@ -88,6 +88,9 @@ func (b *requestBody) Close() error {
 }
 
 func (b *requestBody) discardLocked(limit int64) (int64, error) {
+	if b.sawEOF {
+		return 0, nil // before buf, which escapes: the usual body was read
+	}
 	var buf [512]byte
 	var total int64
 	for total < limit {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
@@ -53,6 +54,26 @@ type authTransport struct {
 	auth     Authorizer // nil: no OAuth
 	upstream string     // upstream URL for messages
 	log      *slog.Logger
+	bearer   atomic.Pointer[bearer] // the last token's header value
+}
+
+// bearer is a token and its Authorization header value, made once per token
+// rather than once per request. The value is shared by the requests sent
+// with that token: nothing changes a header value in place (replays replace
+// the header), and its capacity is its length, so an append copies it.
+type bearer struct {
+	token string
+	value []string
+}
+
+// authorization returns the Authorization header value for tok.
+func (t *authTransport) authorization(tok string) []string {
+	if b := t.bearer.Load(); b != nil && b.token == tok {
+		return b.value
+	}
+	b := &bearer{token: tok, value: []string{"Bearer " + tok}}
+	t.bearer.Store(b)
+	return b.value
 }
 
 // RoundTrip sends req with the token and returns the answer unless the
@@ -70,7 +91,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	origAuth := req.Header["Authorization"]
 	tok := t.token(req.Context())
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header["Authorization"] = t.authorization(tok)
 	}
 	res, err := t.base.RoundTrip(req)
 	if err != nil || !challenged(res) {
