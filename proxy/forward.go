@@ -96,14 +96,29 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// One route: every path goes upstream. chi answers the methods it does
+	// Every path goes upstream, to the one forwarder. chi answers the methods it does
 	// not know with 405 and paths that do not start with "/" (OPTIONS *)
 	// with 404. The guard and the body buffering run before it as plain
 	// calls, not as chi middleware: see serve.
 	h.mux = chi.NewRouter()
 	h.mux.Handle("/*", (*forwarder)(h))
+	if staticRoute(h.upPath) {
+		// The MCP endpoint, where nearly all requests go, also gets a
+		// static route: "/*" makes chi set the rest of the path as a path
+		// value, which ReverseProxy copies with the request, four
+		// allocations per request.
+		h.mux.Handle(h.upPath, (*forwarder)(h))
+	}
 	h.routes.New = func() any { return chi.NewRouteContext() }
 	return h, nil
+}
+
+// staticRoute reports whether path, an escaped path, is worth a static
+// route: chi matches routes against the unescaped path when the request's
+// is in its default encoding, so one with escapes would not match it; and
+// braces and stars (escaped anyway) would make a pattern of it.
+func staticRoute(path string) bool {
+	return strings.HasPrefix(path, "/") && !strings.ContainsAny(path, "%{}*")
 }
 
 // ServeHTTP logs the request when debug logging is on and serves it.

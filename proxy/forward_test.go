@@ -163,6 +163,36 @@ func TestQuery(t *testing.T) {
 	}
 }
 
+// TestEndpointRoute checks upstream paths chi would read as patterns: the
+// endpoint and other paths are forwarded as they are, and chi still
+// answers unknown methods.
+func TestEndpointRoute(t *testing.T) {
+	for _, path := range []string{"/mcp", "/", "/v1/{id}/mcp", "/mcp*", "/a{", "/b}", "/c:d"} {
+		t.Run(path, func(t *testing.T) {
+			up, rec := upstream(t, echoHandler(), nil)
+			local, _ := serve(t, proxy.Server{Upstream: up.URL + path}, proxy.Options{})
+			for _, p := range []string{path, "/other", path + "/x"} {
+				n := rec.Count()
+				if status, _, body := post(t, local.URL+p, rpcBody(1, "ping"), nil); status != http.StatusOK {
+					t.Fatalf("POST %s: status %d: %s", p, status, body)
+				}
+				if got := rec.Requests()[n].Path; got != p {
+					t.Errorf("POST %s: upstream got %s", p, got)
+				}
+			}
+			req, _ := http.NewRequest("PROPFIND", local.URL+path, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("PROPFIND %s: status %d, want 405", path, res.StatusCode)
+			}
+		})
+	}
+}
+
 func TestRedirects(t *testing.T) {
 	var withAuth, total atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

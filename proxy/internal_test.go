@@ -306,3 +306,46 @@ func TestListenerInfo(t *testing.T) {
 		}
 	}
 }
+
+// pathValueTransport records the "*" path value of the requests it gets,
+// which ReverseProxy copies from the inbound request.
+type pathValueTransport struct{ got *[]string }
+
+func (t pathValueTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	*t.got = append(*t.got, req.PathValue("*"))
+	return cannedTransport{}.RoundTrip(req)
+}
+
+// TestEndpointStaticRoute checks that requests to the endpoint's path take
+// chi's static route, which sets no path value for ReverseProxy to copy,
+// and that other paths, and an endpoint path with escapes, take "/*".
+func TestEndpointStaticRoute(t *testing.T) {
+	for _, tt := range []struct {
+		upstream, path string
+		want           string // the "*" path value the transport sees
+	}{
+		{"http://127.0.0.1:9/mcp", "/mcp", ""},
+		{"http://127.0.0.1:9/mcp", "/messages", "messages"},
+		{"http://127.0.0.1:9/", "/", ""},
+		{"http://127.0.0.1:9/a%20b", "/a%20b", "a b"},
+	} {
+		var got []string
+		h, err := newHandler(Server{Name: "t", Upstream: tt.upstream}, Options{Transport: pathValueTransport{&got}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := clientRequest(benchBody)
+		r.URL.Path, r.URL.RawPath = "", ""
+		if r.URL, err = r.URL.Parse(tt.path); err != nil {
+			t.Fatal(err)
+		}
+		w := &discardWriter{hdr: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusOK || len(got) != 1 {
+			t.Fatalf("%s via %s: status %d, %d round trips", tt.path, tt.upstream, w.status, len(got))
+		}
+		if got[0] != tt.want {
+			t.Errorf("%s via %s: path value %q, want %q", tt.path, tt.upstream, got[0], tt.want)
+		}
+	}
+}
