@@ -224,6 +224,7 @@ func newTransport() http.RoundTripper {
 type reqInfo struct {
 	host     string          // the Host the client named: the listener as "http://" + host
 	body     []byte          // the buffered body; nil when there was none or it was streamed
+	reader   io.ReadCloser   // the inbound request's Body reading body, when buffered
 	streamed bool            // the body was too large to buffer and cannot be replayed
 	w        flushWriter     // the response writer ReverseProxy writes to
 	buffers  responseBuffers // ReverseProxy's BufferPool
@@ -331,7 +332,8 @@ func (h *handler) buffer(r *http.Request, info *reqInfo) error {
 		return nil
 	}
 	info.body = buf
-	r.Body = io.NopCloser(bytes.NewReader(buf))
+	info.reader = io.NopCloser(bytes.NewReader(buf))
+	r.Body = info.reader
 	r.ContentLength = int64(len(buf))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return nil
@@ -371,10 +373,12 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 		// The endpoint event must be readable to be rewritten.
 		out.Header.Del("Accept-Encoding")
 	}
-	if info := infoFrom(in.Context()); len(info.body) > 0 && out.Body != nil {
+	if info := infoFrom(in.Context()); info.reader != nil && in.Body == info.reader && out.Body != nil {
 		// ReverseProxy wraps the body; unwrapped, the Transport sees an
-		// in-memory body and sends headers and body in one write.
-		out.Body = io.NopCloser(bytes.NewReader(info.body))
+		// in-memory body and sends headers and body in one write. Nothing
+		// reads the inbound body once it is buffered (replays use
+		// GetBody), so its unread reader goes.
+		out.Body = info.reader
 	}
 }
 

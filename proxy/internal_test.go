@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -347,5 +349,36 @@ func TestEndpointStaticRoute(t *testing.T) {
 		if got[0] != tt.want {
 			t.Errorf("%s via %s: path value %q, want %q", tt.path, tt.upstream, got[0], tt.want)
 		}
+	}
+}
+
+// bodyTypeTransport records the type of the bodies it gets and reads them.
+type bodyTypeTransport struct{ types, bodies *[]string }
+
+func (t bodyTypeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	*t.types = append(*t.types, fmt.Sprintf("%T", req.Body))
+	b, _ := io.ReadAll(req.Body)
+	*t.bodies = append(*t.bodies, string(b))
+	return cannedTransport{}.RoundTrip(req)
+}
+
+// TestBufferedBodyUnwrapped checks that a buffered body goes to the
+// transport as io.NopCloser of a bytes.Reader, which net/http's Transport
+// knows to be in memory (it then writes headers and body at once), rather
+// than in ReverseProxy's wrapper; and that it still sends the whole body.
+func TestBufferedBodyUnwrapped(t *testing.T) {
+	var types, bodies []string
+	h, err := newHandler(Server{Name: "t", Upstream: "http://127.0.0.1:9/mcp"}, Options{Transport: bodyTypeTransport{&types, &bodies}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &discardWriter{hdr: http.Header{}}
+	h.ServeHTTP(w, clientRequest(benchBody))
+	want := fmt.Sprintf("%T", io.NopCloser(bytes.NewReader(nil)))
+	if diff := cmp.Diff([]string{want}, types); diff != "" {
+		t.Errorf("body types (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{benchBody}, bodies); diff != "" {
+		t.Errorf("bodies (-want +got):\n%s", diff)
 	}
 }
