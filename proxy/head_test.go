@@ -14,6 +14,8 @@ var plainHeads = []string{
 	"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8101\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 42\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: localhost\r\n\r\n",
 	"POST /a/b?x=1&y=%20z HTTP/1.1\r\nhost: h\r\ncontent-length: 007\r\nmcp-session-id: abc\r\nMCP-PROTOCOL-VERSION: 2025-06-18\r\n\r\n",
+	// As clients built on fetch send it: names in lower case.
+	"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:8101\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\nmcp-protocol-version: 2025-06-18\r\nmcp-session-id: 3f2a\r\nlast-event-id: 7\r\ncontent-length: 42\r\n\r\n",
 	"POST /mcp HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\nX-A:3\r\nX-Empty:\r\nX-Spaces: \t v \t \r\n\r\n",
 	"POST /mcp HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\n\r\n",
 	"POST /mcp HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\n\r\n",
@@ -90,9 +92,18 @@ func TestReadPlainHeadSeeds(t *testing.T) {
 }
 
 // BenchmarkReadHead compares the two ways to a request from the usual
-// MCP POST head.
+// MCP POST heads: with canonical names, and with names in lower case.
 func BenchmarkReadHead(b *testing.B) {
-	head := []byte(plainHeads[0])
+	for _, name := range []string{"canonical", "lower-case"} {
+		head := []byte(plainHeads[0])
+		if name == "lower-case" {
+			head = []byte(plainHeads[3])
+		}
+		b.Run(name, func(b *testing.B) { benchmarkReadHead(b, head) })
+	}
+}
+
+func benchmarkReadHead(b *testing.B, head []byte) {
 	b.Run("http.ReadRequest", func(b *testing.B) {
 		b.ReportAllocs()
 		rd := bytes.NewReader(head)

@@ -669,7 +669,7 @@ func readPlainHead(head []byte) (*http.Request, error) {
 		line := lines[:eol]
 		lines = lines[eol+2:]
 		colon := strings.IndexByte(line, ':')
-		key := http.CanonicalHeaderKey(line[:colon])
+		key := headerKey(line[:colon])
 		values[i] = strings.Trim(line[colon+1:], " \t")
 		if vv, ok := h[key]; ok {
 			h[key] = append(vv, values[i])
@@ -702,6 +702,21 @@ func readPlainHead(head []byte) (*http.Request, error) {
 		req.ContentLength, _ = strconv.ParseInt(cl[0], 10, 64)
 	}
 	return req, nil
+}
+
+// mcpHeaderKeys are the names MCP clients send that net/http does not
+// intern: sent in lower case, as clients built on fetch do, each would cost
+// an allocation per request in http.CanonicalHeaderKey.
+var mcpHeaderKeys = [...]string{"Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id"}
+
+// headerKey is http.CanonicalHeaderKey for name, a token.
+func headerKey(name string) string {
+	for _, k := range mcpHeaderKeys {
+		if len(name) == len(k) && strings.EqualFold(name, k) {
+			return k
+		}
+	}
+	return http.CanonicalHeaderKey(name)
 }
 
 func asciiEqualFold(b []byte, s string) bool {
