@@ -60,7 +60,8 @@ func (r *report) header(o *options) {
 func (r *report) throughput(o *options, ts []*target) {
 	fmt.Fprintf(&r.b, "\n### Throughput and latency\n\n")
 	fmt.Fprintf(&r.b, "Small JSON-RPC POSTs, `wrk -t2 -c32` keep-alive, %d alternating rounds of %v per target (median, min–max);\n", o.rounds, o.dur)
-	fmt.Fprintf(&r.b, "p50 latency from `wrk -t1 -c1 --latency`, %d alternating rounds of %v (median of the rounds' medians).\n", max(3, o.rounds), o.latDur)
+	fmt.Fprintf(&r.b, "p50 latency from `wrk -t1 -c1 --latency`, %d alternating rounds of %v (median of the rounds' medians);\n", max(3, o.rounds), o.latDur)
+	fmt.Fprintf(&r.b, "added p50 is that minus direct's; paired, the median of each round's difference to direct in the same round, which drift of the host between rounds moves less.\n")
 	fmt.Fprintf(&r.b, "CPU is the serving processes' user+system time per request (nginx: master and workers).\n\n")
 	var nginx, direct *target
 	for _, t := range ts {
@@ -71,8 +72,8 @@ func (r *report) throughput(o *options, ts []*target) {
 			direct = t
 		}
 	}
-	fmt.Fprintln(&r.b, "| target | what | req/s | min–max | × nginx | × direct | CPU µs/req | p50 latency | added p50 |")
-	fmt.Fprintln(&r.b, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(&r.b, "| target | what | req/s | min–max | × nginx | × direct | CPU µs/req | p50 latency | added p50 | paired |")
+	fmt.Fprintln(&r.b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, t := range ts {
 		rps := median(t.rps)
 		ratio := func(o *target) string {
@@ -86,19 +87,21 @@ func (r *report) throughput(o *options, ts []*target) {
 			cpu = fmt.Sprintf("%.0f", median(t.cpu))
 		}
 		p50 := median(t.p50)
-		added := "–"
+		added, paired := "–", "–"
 		if direct != nil && t != direct {
 			added = fmt.Sprintf("%+d µs", (p50 - median(direct.p50)).Microseconds())
+			paired = fmt.Sprintf("%+d µs", pairedAdded(t, direct).Microseconds())
 		}
-		fmt.Fprintf(&r.b, "| %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %d µs | %s |\n",
-			t.name, t.desc, rps, slices.Min(t.rps), slices.Max(t.rps), ratio(nginx), ratio(direct), cpu, p50.Microseconds(), added)
+		fmt.Fprintf(&r.b, "| %s | %s | %.0f | %.0f–%.0f | %s | %s | %s | %d µs | %s | %s |\n",
+			t.name, t.desc, rps, slices.Min(t.rps), slices.Max(t.rps), ratio(nginx), ratio(direct), cpu, p50.Microseconds(), added, paired)
 	}
 	if nginx != nil {
 		for _, t := range ts {
 			if t.name == "proxy" || t.name == "serve" {
 				fmt.Fprintf(&r.b, "\n%s / nginx = **%.2f** (target ≥ 0.5, goal ≥ 1.0)", t.name, median(t.rps)/median(nginx.rps))
 				if direct != nil {
-					fmt.Fprintf(&r.b, "; added p50 latency %d µs (target ≤ 100 µs)", (median(t.p50) - median(direct.p50)).Microseconds())
+					fmt.Fprintf(&r.b, "; added p50 latency %d µs, paired %d µs (target ≤ 100 µs)",
+						(median(t.p50) - median(direct.p50)).Microseconds(), pairedAdded(t, direct).Microseconds())
 				}
 				fmt.Fprintln(&r.b)
 			}
@@ -158,4 +161,17 @@ func (r *report) stack(tables []string) {
 	for _, t := range tables {
 		fmt.Fprintf(&r.b, "\n%s", t)
 	}
+}
+
+// pairedAdded is the median over the latency rounds of t's p50 minus
+// direct's in the same round. A round measures every target one after the
+// other, seconds apart; the rounds are minutes apart, and the host's load
+// drifts in between.
+func pairedAdded(t, direct *target) time.Duration {
+	n := min(len(t.p50), len(direct.p50))
+	d := make([]time.Duration, n)
+	for i := range n {
+		d[i] = t.p50[i] - direct.p50[i]
+	}
+	return median(d)
 }
