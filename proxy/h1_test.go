@@ -265,6 +265,20 @@ func TestH1ClosesUnreadAndCloseConnections(t *testing.T) {
 	}
 }
 
+// wantCanceled waits for the error of a round trip whose context was
+// cancelled.
+func wantCanceled(t *testing.T, errc <-chan error) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not end with its context")
+	}
+}
+
 func TestH1ContextEndsWait(t *testing.T) {
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -295,14 +309,7 @@ func TestH1ContextEndsWait(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request did not end with its context")
-	}
+	wantCanceled(t, errc)
 
 	// While reading a stream.
 	ctx, cancel = context.WithCancel(t.Context())
@@ -370,14 +377,7 @@ func TestH1LazyContextTie(t *testing.T) {
 		}()
 		time.Sleep(lazyWatch / 10)
 		cancel()
-		select {
-		case err := <-errc:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("err = %v, want context.Canceled", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the request did not end with its context")
-		}
+		wantCanceled(t, errc)
 	})
 	t.Run("outlives lazyWatch", func(t *testing.T) {
 		conns0 := conns.n.Load()
