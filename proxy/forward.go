@@ -96,10 +96,10 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 		ErrorHandler:   h.errorHandler,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Every path goes upstream, to the one forwarder. chi answers the methods it does
-	// not know with 405 and paths that do not start with "/" (OPTIONS *)
-	// with 404. The guard and the body buffering run before it as plain
-	// calls, not as chi middleware: see serve.
+	// Every path goes upstream, to the one forwarder. chi answers the
+	// methods it does not know with 405 and paths that do not start with
+	// "/" (OPTIONS *) with 404. The guard and the body buffering run before
+	// it as plain calls, not as chi middleware: see serve.
 	h.mux = chi.NewRouter()
 	h.mux.Handle("/*", (*forwarder)(h))
 	if staticRoute(h.upPath) {
@@ -224,7 +224,7 @@ func newTransport() http.RoundTripper {
 type reqInfo struct {
 	host     string          // the Host the client named: the listener as "http://" + host
 	body     []byte          // the buffered body; nil when there was none or it was streamed
-	reader   io.ReadCloser   // the inbound request's Body reading body, when buffered
+	reader   io.ReadCloser   // reads body: the inbound request's Body once buffered
 	streamed bool            // the body was too large to buffer and cannot be replayed
 	w        flushWriter     // the response writer ReverseProxy writes to
 	buffers  responseBuffers // ReverseProxy's BufferPool

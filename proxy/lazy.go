@@ -102,10 +102,3 @@ func (l *lazyList) fire() {
 	}
 	l.timer.Reset(l.head.due.Sub(now))
 }
-
-// idle reports whether the list is empty and its timer stopped, for tests.
-func (l *lazyList) idle() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return !l.running && l.head == nil && l.tail == nil
-}

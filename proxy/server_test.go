@@ -560,6 +560,13 @@ func (b *syncBuffer) String() string {
 // a server's requests: each listed request is watched once due, in order,
 // unless it was taken off the list, its handler returned, or its
 // connection moved on to another request.
+// idle reports whether the list is empty and its timer stopped.
+func (l *lazyList) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.running && l.head == nil && l.tail == nil
+}
+
 func TestWatchList(t *testing.T) {
 	var l watchList
 	type entry struct {
