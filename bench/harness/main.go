@@ -393,7 +393,7 @@ func warm(t *target) error {
 			return fmt.Errorf("%s: warm-up POST: %s", t.name, res.Status)
 		}
 	}
-	res, err := http.Get(t.origin + "/sse")
+	res, err := http.Get(t.origin + "/mcp")
 	if err != nil {
 		return err
 	}
@@ -471,7 +471,8 @@ func fanOuts(o *options, r *report) error {
 			// the one before freed, as a long-running proxy does, and
 			// show the garbage collector's timing.
 			for i := range row.rounds {
-				res, err := fanOut(o.prog("ssefan"), t.origin+"/sse", o.streams, t.pids(), before)
+				// GET on the endpoint: the stream an MCP client opens.
+				res, err := fanOut(o.prog("ssefan"), t.origin+"/mcp", o.streams, t.pids(), before)
 				row.rounds[i] = res
 				if err != nil {
 					return fmt.Errorf("%s: fan-out: %w", t.name, err)

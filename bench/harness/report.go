@@ -122,6 +122,7 @@ func (r *report) streaming(o *options, rows []streamRow) {
 
 func (r *report) fanOut(o *options, rows []fanRow) {
 	fmt.Fprintf(&r.b, "\n### %d idle SSE streams\n\n", o.streams)
+	fmt.Fprintf(&r.b, "Each stream a GET on the MCP endpoint, as an MCP client opens it, on its own connection.\n")
 	fmt.Fprintf(&r.b, "Fresh processes; added RSS of the serving processes while the streams are held, against the RSS before the\n")
 	fmt.Fprintf(&r.b, "first round (direct = the bare Go upstream holding them itself, the floor for a Go server). Three rounds with\n")
 	fmt.Fprintf(&r.b, "requests in between: the first gets memory fresh from the kernel, which counts only where written; the others\n")

@@ -4,7 +4,9 @@
 //
 //	POST any path   a fixed JSON-RPC result (401 without the bearer token
 //	                given by -token, so a run proves the token was injected)
-//	GET /sse        an SSE stream: one event, then idle until the client leaves
+//	GET /mcp        an SSE stream: one event, then idle until the client leaves
+//	                (the stream an MCP client opens on the endpoint)
+//	GET /sse        the same
 //	GET /events     ?n=N&interval=D: N events D apart, each carrying its send
 //	                time in Unix nanoseconds
 //	GET /big        ?size=N: N bytes of body, no Content-Length
@@ -56,12 +58,14 @@ func main() {
 		h["Content-Length"] = []string{length}
 		w.Write(body)
 	})
-	mux.HandleFunc("GET /sse", func(w http.ResponseWriter, r *http.Request) {
+	idle := func(w http.ResponseWriter, r *http.Request) {
 		sseHeaders(w)
 		io.WriteString(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/ready\"}\n\n")
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
-	})
+	}
+	mux.HandleFunc("GET /mcp", idle)
+	mux.HandleFunc("GET /sse", idle)
 	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		interval, _ := time.ParseDuration(r.URL.Query().Get("interval"))
