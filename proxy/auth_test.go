@@ -341,7 +341,7 @@ func TestTokenError(t *testing.T) {
 // token current when it is sent: the header value is made once per token.
 func TestTokenChangesBetweenRequests(t *testing.T) {
 	var mu sync.Mutex
-	tok := "one"
+	var tok string
 	auth := funcAuth{
 		token: func() (string, error) {
 			mu.Lock()
@@ -352,13 +352,13 @@ func TestTokenChangesBetweenRequests(t *testing.T) {
 	}
 	up, rec := upstream(t, echoHandler(), nil)
 	local, _ := serve(t, proxy.Server{Upstream: up.URL + "/mcp", Auth: auth}, proxy.Options{})
-	for i, next := range []string{"one", "two", "two", "one", ""} {
+	for i, current := range []string{"one", "one", "two", "two", "one"} {
+		mu.Lock()
+		tok = current
+		mu.Unlock()
 		if status, _, body := post(t, local.URL+"/mcp", rpcBody(i, "ping"), nil); status != http.StatusOK {
 			t.Fatalf("request %d: status %d: %s", i, status, body)
 		}
-		mu.Lock()
-		tok = next
-		mu.Unlock()
 	}
 	var got []string
 	for _, r := range rec.Requests() {
