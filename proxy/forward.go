@@ -159,7 +159,8 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request, rc *chi.Context)
 	if !ok {
 		return nil
 	}
-	return r.WithContext(&reqContext{Context: r.Context(), info: info, route: rc})
+	info.ctx = reqContext{Context: r.Context(), info: info, route: rc}
+	return r.WithContext(&info.ctx)
 }
 
 // forwarder is the router's one route: it forwards a request upstream.
@@ -181,9 +182,10 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // reqContext is the context of a request on its way upstream. It carries
 // the request's reqInfo, chi's routing context and, for the traffic
-// recorder, the buffered body (wire.BodyKey), in one allocation. With
-// context.WithValue that would take two contexts, and chi, which finds no
-// routing context of its own, would copy the request once more.
+// recorder, the buffered body (wire.BodyKey), and it lives in the reqInfo:
+// one allocation for all of it. With context.WithValue that would take two
+// contexts, and chi, which finds no routing context of its own, would copy
+// the request once more.
 type reqContext struct {
 	context.Context
 	info  *reqInfo
@@ -222,6 +224,7 @@ func newTransport() http.RoundTripper {
 // reqInfo is what the proxy knows about an inbound request; it travels in the
 // request context to the transport, ModifyResponse and ErrorHandler.
 type reqInfo struct {
+	ctx      reqContext      // the request's context upstream, see admit
 	host     string          // the Host the client named: the listener as "http://" + host
 	body     []byte          // the buffered body; nil when there was none or it was streamed
 	reader   io.ReadCloser   // reads body: the inbound request's Body once buffered

@@ -162,7 +162,9 @@ type response struct {
 	body          *requestBody
 	header        http.Header
 	calledHeader  bool        // Header was called
-	snapshot      http.Header // the header as it was at WriteHeader
+	snapshot      http.Header // the header as it was at WriteHeader: nil or snapMap
+	snapMap       http.Header // kept, with snapVals, for the connection's next responses
+	snapVals      []string
 	status        int
 	wroteHeader   bool  // a final status is set
 	committed     bool  // the status line and headers are in the connection's buffer
@@ -190,6 +192,7 @@ func (w *response) reset(req *http.Request, body *requestBody) {
 	}
 	*w = response{
 		c: w.c, req: req, body: body, header: w.header, exclude: w.exclude,
+		snapMap: w.snapMap, snapVals: w.snapVals,
 		buf: w.buf[:0], trailers: w.trailers[:0], contentLength: -1,
 	}
 }
@@ -201,6 +204,48 @@ func (w *response) release() {
 	w.req, w.body, w.snapshot = nil, nil, nil
 	clear(w.header)
 	clear(w.trailers)
+	if len(w.snapMap) > maxKeptSnapshot || cap(w.snapVals) > maxKeptSnapshot {
+		w.snapMap, w.snapVals = nil, nil // an odd response's, not worth keeping
+	} else {
+		clear(w.snapMap) // what they hold goes with the request
+		clear(w.snapVals)
+	}
+}
+
+// maxKeptSnapshot bounds the header snapshot a connection keeps for its
+// next responses, in keys and in values.
+const maxKeptSnapshot = 32
+
+// takeSnapshot makes snapshot a copy of the header, as http.Header.Clone
+// would, in the map and values array the connection keeps: ReverseProxy
+// asks for the header map before every WriteHeader, and a clone per
+// response cost three allocations.
+func (w *response) takeSnapshot() {
+	n := 0
+	for _, vv := range w.header {
+		n += len(vv)
+	}
+	if w.snapMap == nil {
+		w.snapMap = make(http.Header, len(w.header))
+	} else {
+		clear(w.snapMap)
+	}
+	if w.snapVals == nil || cap(w.snapVals) < n {
+		w.snapVals = make([]string, n) // not nil: an empty value stays empty
+	}
+	vals := w.snapVals[:n]
+	for k, vv := range w.header {
+		if vv == nil {
+			// As Clone: a nil value stays nil, to tell a header not to
+			// send from an empty one.
+			w.snapMap[k] = nil
+			continue
+		}
+		m := copy(vals, vv)
+		w.snapMap[k] = vals[:m:m]
+		vals = vals[m:]
+	}
+	w.snapshot = w.snapMap
 }
 
 // Header returns the header map. Asked for between WriteHeader and the
@@ -208,7 +253,7 @@ func (w *response) release() {
 // changes after WriteHeader is not sent, as with net/http.
 func (w *response) Header() http.Header {
 	if w.wroteHeader && !w.committed && w.snapshot == nil {
-		w.snapshot = w.header.Clone()
+		w.takeSnapshot()
 	}
 	w.calledHeader = true
 	return w.header
@@ -236,7 +281,7 @@ func (w *response) WriteHeader(code int) {
 	if w.calledHeader {
 		// The handler may hold the map and change it: what is sent is
 		// the header as it is now.
-		w.snapshot = w.header.Clone()
+		w.takeSnapshot()
 	}
 	if cl := w.header.Get("Content-Length"); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
@@ -456,7 +501,7 @@ func (w *response) commit(p []byte) {
 		}
 	}
 	if _, ok := header["Date"]; !ok {
-		date = time.Now().UTC().Format(http.TimeFormat)
+		date = w.c.srv.date.get(time.Now())
 	}
 	hasCL := w.contentLength != -1
 	if hasCL && hasTE && teValue != "identity" {

@@ -61,6 +61,27 @@ type h1Server struct {
 	sweeping bool        // under mu: sweep is set or running
 
 	watches watchList
+	date    dateCache
+}
+
+// dateCache formats the Date of responses once a second rather than per
+// response (an allocation and time's formatting code each time).
+type dateCache struct{ p atomic.Pointer[cachedDate] }
+
+type cachedDate struct {
+	sec int64
+	s   string
+}
+
+// get returns now, in UTC, as an HTTP date.
+func (d *dateCache) get(now time.Time) string {
+	sec := now.Unix()
+	if c := d.p.Load(); c != nil && c.sec == sec {
+		return c.s
+	}
+	c := &cachedDate{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	d.p.Store(c)
+	return c.s
 }
 
 // maxDiscard is how much unread request body is read and dropped after the
@@ -745,7 +766,9 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	req.RemoteAddr = c.remote
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	req = req.WithContext(ctx)
+	// The request is this loop's own: it takes its context in place, where
+	// a copy would cost an allocation of the whole request.
+	*req = *req.WithContext(ctx)
 	c.cr.begin(cancel)
 	body := &requestBody{c: c, n: req.ContentLength, sawEOF: req.ContentLength == 0, closing: req.Close}
 	if req.ContentLength > 0 {

@@ -528,6 +528,11 @@ var diffCases = func() []diffCase {
 		{"reply flushed no body", rawPost("/reply", "{}", "Reply-Writes: 3", "Reply-Flush: 1", "Reply-Status: 201")},
 		{"reply flushed 304", rawPost("/reply", "{}", "Reply-Body: hi", "Reply-Flush: 1", "Reply-Status: 304")},
 		{"reply flushed length", rawPost("/reply", "{}", "Reply-Body: hi", "Reply-Writes: 2", "Reply-Flush: 1", "Reply-Content-Length: 3") + rawPost("/json", "{}")},
+		// The connection keeps the map and values of the header snapshot
+		// it takes at WriteHeader: the second and third responses must
+		// send none of the first's headers, the empty value stays.
+		{"reply snapshots on one connection", rawPost("/reply", "{}", "Reply-Status: 201", "Reply-X-A: 1", "Reply-X-A: 2", "Reply-X-B: 3", "Reply-X-E:", "Reply-Body: hi") +
+			rawPost("/reply", "{}", "Reply-Status: 202", "Reply-X-C: 4", "Reply-Body: hi") + rawPost("/late", "{}")},
 		{"reply connection close token", rawPost("/reply", "{}", "Connection: close", "Reply-Connection: x close") + rawPost("/json", "{}")},
 	}
 	for _, mode := range []string{"json", "nolen", "stream", "big", "sniff", "204", "304", "early", "trailer", "short", "close", "unread", "abort", "late", "late2", "writes", "closebody", "slow", "other"} {

@@ -628,3 +628,32 @@ func TestWatchList(t *testing.T) {
 	l.add(again.r)
 	waitFor(t, "a watch after the list was empty", func() bool { return watching(again) })
 }
+
+// TestDateCache checks that responses get the Date net/http would give
+// them, formatted anew only when the second changes.
+func TestDateCache(t *testing.T) {
+	var d dateCache
+	t0 := time.Date(2026, 11, 26, 19, 0, 0, 100, time.FixedZone("CET", 3600))
+	var last *cachedDate
+	for i, tt := range []struct {
+		at     time.Time
+		want   string
+		cached bool // from the entry the call before left
+	}{
+		{t0, "Thu, 26 Nov 2026 18:00:00 GMT", false},
+		{t0.Add(900 * time.Millisecond), "Thu, 26 Nov 2026 18:00:00 GMT", true},
+		{t0.Add(time.Second), "Thu, 26 Nov 2026 18:00:01 GMT", false},
+		{t0, "Thu, 26 Nov 2026 18:00:00 GMT", false}, // the clock set back
+	} {
+		if got := d.get(tt.at); got != tt.want {
+			t.Errorf("%d: get(%v) = %q, want %q", i, tt.at, got, tt.want)
+		}
+		if got := tt.at.UTC().Format(http.TimeFormat); got != tt.want {
+			t.Errorf("%d: the test's own want is %q, net/http's format gives %q", i, tt.want, got)
+		}
+		if cur := d.p.Load(); (cur == last) != tt.cached {
+			t.Errorf("%d: from the cache = %v, want %v", i, cur == last, tt.cached)
+		}
+		last = d.p.Load()
+	}
+}
