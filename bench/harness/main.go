@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,7 @@ type options struct {
 	serves   map[string]string // target name → an mcp-oauth-proxy binary built from other code
 	tmp      string
 	startups int
+	upProcs  int // GOMAXPROCS of the upstream; 0 leaves it to the runtime
 }
 
 // target is one way to reach the upstream.
@@ -79,6 +81,7 @@ func main() {
 	flag.IntVar(&o.bigSize, "big", 10<<20, "size of the large response in bytes")
 	flag.IntVar(&o.events, "events", 50, "events of the per-event delay check")
 	flag.IntVar(&o.startups, "startups", 5, "startups of serve with 20 servers")
+	flag.IntVar(&o.upProcs, "upstream-procs", 0, "GOMAXPROCS of the upstream (0: all cores). The upstream stands in for a remote server, whose scheduler never competes with the proxies for this machine's cores; 1 leaves them more of it")
 	flag.StringVar(&o.targets, "targets", strings.Join(targetNames, ","), "comma-separated targets to measure")
 	flag.Func("compare", "also measure the bench/proxy binary at `NAME=PATH` (built from other code) as target NAME; repeatable", func(v string) error {
 		name, path, ok := strings.Cut(v, "=")
@@ -196,7 +199,11 @@ func run(o *options) error {
 func (o *options) prog(name string) string { return filepath.Join(o.bin, name) }
 
 func launchUpstream(o *options) (*proc, string, error) {
-	return start("upstream", o.tmp, nil, o.prog("upstream"), "-token", token)
+	var env []string
+	if o.upProcs > 0 {
+		env = []string{"GOMAXPROCS=" + strconv.Itoa(o.upProcs)}
+	}
+	return start("upstream", o.tmp, env, o.prog("upstream"), "-token", token)
 }
 
 // launchTarget starts the named target in front of the upstream at origin.

@@ -55,6 +55,9 @@ func (r *report) header(o *options) {
 	fmt.Fprintf(&r.b, "Machine: %d cores (%s), Linux %s, %s, %s, %s.\n",
 		runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version(), nginxVersion(), wrkVersion())
 	fmt.Fprintf(&r.b, "Everything (wrk, upstream, proxies) shares these cores; other work on the machine adds noise, which the alternating rounds spread over all targets.\n")
+	if o.upProcs > 0 {
+		fmt.Fprintf(&r.b, "The upstream runs with GOMAXPROCS=%d (-upstream-procs).\n", o.upProcs)
+	}
 }
 
 func (r *report) throughput(o *options, ts []*target) {
