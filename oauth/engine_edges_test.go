@@ -440,6 +440,65 @@ func TestEngineRefreshOnlyAtTheRegisteringIssuer(t *testing.T) {
 	}
 }
 
+// TestEngineRefreshIssuerSpellings: the client records the issuer as
+// discovery named it, which the metadata may spell otherwise: with a
+// trailing slash in the resource metadata (Python servers write one), or
+// as a path under the MCP origin for a 2025-03-26 server without resource
+// metadata. The refresh goes ahead; it used to be refused every time, and
+// each expiry cost a browser login.
+func TestEngineRefreshIssuerSpellings(t *testing.T) {
+	tests := []struct {
+		name string
+		opts func(f **engineFixture) fixtureOptions
+	}{
+		{"trailing slash in the resource metadata", func(f **engineFixture) fixtureOptions {
+			return fixtureOptions{
+				as: oauthtest.AuthServerOptions{IssueRefreshTokens: true},
+				rs: oauthtest.ResourceOptions{EditPRM: func(doc map[string]any) {
+					doc["authorization_servers"] = []string{(*f).as.Issuer + "/"}
+				}},
+			}
+		}},
+		{"2025-03-26 server, metadata issuer under the origin", func(**engineFixture) fixtureOptions {
+			return fixtureOptions{
+				as: oauthtest.AuthServerOptions{IssueRefreshTokens: true, EndpointPrefix: "/oauth",
+					EditMetadata: func(doc map[string]any) { doc["issuer"] = doc["issuer"].(string) + "/oauth" }},
+				rs: oauthtest.ResourceOptions{PRM: oauthtest.PRMNone, SameOrigin: true},
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f *engineFixture
+			f = newEngineFixture(t, tt.opts(&f))
+			ctx := f.ctx()
+			if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+				t.Fatalf("login call = %d, %v", status, err)
+			}
+			f.advance(time.Hour - 30*time.Second)
+			fl := refreshNow(t, f.h)
+			<-fl.done
+			if fl.err != nil {
+				t.Fatalf("refresh: %v", fl.err)
+			}
+			if n := f.as.CountGrant("refresh_token"); n != 1 {
+				t.Errorf("%d refreshes at the authorization server, want 1", n)
+			}
+			// Later, expired at the server: the next call's 401 is answered
+			// by a refresh, not by another browser login.
+			f.advance(2 * freshLogin)
+			f.as.ExpireAccessTokens()
+			if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+				t.Fatalf("call after expiry = %d, %v", status, err)
+			}
+			if n := f.as.CountGrant("refresh_token"); n != 2 {
+				t.Errorf("%d refreshes at the authorization server, want 2", n)
+			}
+			wantFirstLoginOnly(t, f)
+		})
+	}
+}
+
 // TestEngineRefreshSharesRotationWithOtherProcesses: two processes share the
 // keychain (the proxy and fast-agent, or two proxies) and the server
 // rotates refresh tokens. When one has refreshed, the other uses its

@@ -427,12 +427,15 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		h.refreshFailed(err)
 		return nil, err
 	}
-	if client.Issuer != "" && client.Issuer != disc.Metadata.Issuer {
+	if client.Issuer != "" && !sameIssuer(client.Issuer, disc.Issuer) {
 		// The refresh token is only ever sent to the server that issued it.
+		// The client records the issuer as discovery named it, which need
+		// not be the metadata's own spelling (a 2025-03-26 server's is the
+		// MCP origin), so it is compared as staleClient compares it.
 		st.mu.Lock()
 		st.disc = nil // discover again, with the next challenge
 		st.mu.Unlock()
-		err := fmt.Errorf("oauth: not refreshing at %s: the client was registered with %s", disc.Metadata.Issuer, client.Issuer)
+		err := fmt.Errorf("oauth: not refreshing at %s: the client was registered with %s", disc.Issuer, client.Issuer)
 		h.refreshFailed(err)
 		return nil, err
 	}

@@ -115,9 +115,8 @@ func cimdHint(meta *AuthServerMetadata, opts ClientOptions) string {
 // disc and redirectURI, or "" when it can.
 func staleClient(ci *ClientInfo, disc *Discovery, redirectURI string, now time.Time) string {
 	// Records written by fast-agent before SDK 2.0 have no issuer; they
-	// are tried, and an invalid_client answer replaces them. Issuers are
-	// compared without a trailing slash, which Python's URL type adds.
-	if ci.Issuer != "" && strings.TrimSuffix(ci.Issuer, "/") != strings.TrimSuffix(disc.Issuer, "/") {
+	// are tried, and an invalid_client answer replaces them.
+	if ci.Issuer != "" && !sameIssuer(ci.Issuer, disc.Issuer) {
 		return fmt.Sprintf("registered with %s, not %s", ci.Issuer, disc.Issuer)
 	}
 	if !slices.Contains(ci.RedirectURIs, redirectURI) {
@@ -130,6 +129,12 @@ func staleClient(ci *ClientInfo, disc *Discovery, redirectURI string, now time.T
 		return "client metadata document no longer accepted"
 	}
 	return ""
+}
+
+// sameIssuer compares two issuer URLs without a trailing slash, which
+// Python's URL type adds to one without a path.
+func sameIssuer(a, b string) bool {
+	return strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/")
 }
 
 func looksLikeCIMD(clientID string) bool {
