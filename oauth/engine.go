@@ -45,7 +45,8 @@ type Engine struct {
 	LoginTimeout time.Duration
 
 	// RefreshMargin is how long before expiry a token is refreshed;
-	// 0 means 60 seconds.
+	// 0 means 60 seconds. A token is refreshed no earlier than halfway
+	// through its lifetime.
 	RefreshMargin time.Duration
 
 	// ProtocolVersion is the MCP-Protocol-Version sent on discovery and

@@ -34,7 +34,7 @@ func refreshNow(t *testing.T, h *Handler) *flight {
 	t.Helper()
 	h.load()
 	cur := h.st.current.Load()
-	if cur == nil || cur.RefreshToken == "" || !cur.ExpiresWithin(h.e.now(), h.e.refreshMargin()) {
+	if cur == nil || cur.RefreshToken == "" || !cur.ExpiresWithin(h.e.now(), h.margin(cur)) {
 		t.Fatalf("no refreshable token inside the refresh margin: %+v", cur)
 	}
 	fl := h.startRefresh(cur, false)
@@ -497,6 +497,41 @@ func TestEngineRefreshIssuerSpellings(t *testing.T) {
 			wantFirstLoginOnly(t, f)
 		})
 	}
+}
+
+// TestEngineShortLivedTokenRefreshedOnce: a token that lives no longer
+// than the refresh margin is refreshed halfway through its life, not on
+// every request from the moment it is issued.
+func TestEngineShortLivedTokenRefreshedOnce(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{
+		IssueRefreshTokens: true, RotateRefreshTokens: true, AccessTokenTTL: 45 * time.Second}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	calls := func(n int) {
+		t.Helper()
+		for range n {
+			if status, err := f.call(ctx, f.h, "ping"); status != 200 || err != nil {
+				t.Fatalf("call = %d, %v", status, err)
+			}
+		}
+	}
+	calls(5)
+	if n := f.as.CountGrant("refresh_token"); n != 0 {
+		t.Errorf("%d refreshes of a token in the first half of its life, want 0", n)
+	}
+	f.advance(25 * time.Second) // 20 s left: inside half of 45 s
+	calls(1)
+	deadline := time.Now().Add(20 * time.Second)
+	for f.as.CountGrant("refresh_token") < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	calls(5) // the refreshed token is again in the first half of its life
+	if n := f.as.CountGrant("refresh_token"); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+	wantFirstLoginOnly(t, f)
 }
 
 // TestEngineRefreshSharesRotationWithOtherProcesses: two processes share the

@@ -181,7 +181,7 @@ func (h *Handler) Token(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	now := h.e.now()
-	if tok.RefreshToken == "" || !tok.ExpiresWithin(now, h.e.refreshMargin()) {
+	if tok.RefreshToken == "" || !tok.ExpiresWithin(now, h.margin(tok)) {
 		return tok.AccessToken, nil
 	}
 	f := h.startRefresh(tok, false)
@@ -204,6 +204,17 @@ func (h *Handler) Token(ctx context.Context) (string, error) {
 		return tok.AccessToken, nil
 	}
 	return f.tok.AccessToken, nil
+}
+
+// margin is how long before its expiry tok is refreshed: the engine's
+// margin, but at most half the token's lifetime. A token that lives no
+// longer than the margin would otherwise be refreshed on every request.
+func (h *Handler) margin(tok *Token) time.Duration {
+	m := h.e.refreshMargin()
+	if s := tok.ExpiresIn; s > 0 && s < int64(2*m/time.Second) {
+		m = time.Duration(s) * time.Second / 2
+	}
+	return m
 }
 
 // Challenge handles a 401 or a 403 insufficient_scope answer to a request
@@ -401,7 +412,7 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 	from := old // the token whose refresh token is redeemed
 	if stored := h.storedByOthers(old); stored != nil {
 		switch {
-		case !stored.ExpiresWithin(h.e.now(), h.e.refreshMargin()):
+		case !stored.ExpiresWithin(h.e.now(), h.margin(stored)):
 			return h.commitRefresh(old, stored, false)
 		case stored.RefreshToken != "":
 			from = stored
