@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -95,18 +96,11 @@ func (t *Token) UnmarshalJSON(b []byte) error {
 		RefreshToken: deref(j.RefreshToken),
 		extra:        extraFields(raw, tokenFields),
 	}
-	if j.ExpiresIn != "" {
-		n, err := j.ExpiresIn.Int64()
-		if err != nil {
-			f, ferr := j.ExpiresIn.Float64()
-			// Checked before the conversion: int64(f) is undefined out of range.
-			if ferr != nil || !(f > math.MinInt64 && f < math.MaxInt64) {
-				return fmt.Errorf("oauth: token record: expires_in: %s is not a number of seconds", j.ExpiresIn)
-			}
-			n = int64(f)
-		}
-		t.ExpiresIn = n
+	n, ok := seconds(j.ExpiresIn)
+	if !ok {
+		return fmt.Errorf("oauth: token record: expires_in: %s is not a number of seconds", j.ExpiresIn)
 	}
+	t.ExpiresIn = n
 	at, err := parseTime(j.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("oauth: token record: expires_at: %w", err)
@@ -174,33 +168,35 @@ type ClientInfo struct {
 }
 
 type clientJSON struct {
-	ClientID                string   `json:"client_id"`
-	ClientSecret            *string  `json:"client_secret"`
-	ClientIDIssuedAt        *int64   `json:"client_id_issued_at"`
-	ClientSecretExpiresAt   *int64   `json:"client_secret_expires_at"`
-	ClientName              *string  `json:"client_name"`
-	RedirectURIs            []string `json:"redirect_uris"`
-	GrantTypes              []string `json:"grant_types"`
-	ResponseTypes           []string `json:"response_types"`
-	TokenEndpointAuthMethod *string  `json:"token_endpoint_auth_method"`
-	Scope                   *string  `json:"scope"`
-	Issuer                  *string  `json:"issuer"`
+	ClientID                string       `json:"client_id"`
+	ClientSecret            *string      `json:"client_secret"`
+	ClientIDIssuedAt        *json.Number `json:"client_id_issued_at"`
+	ClientSecretExpiresAt   *json.Number `json:"client_secret_expires_at"`
+	ClientName              *string      `json:"client_name"`
+	RedirectURIs            []string     `json:"redirect_uris"`
+	GrantTypes              []string     `json:"grant_types"`
+	ResponseTypes           []string     `json:"response_types"`
+	TokenEndpointAuthMethod *string      `json:"token_endpoint_auth_method"`
+	Scope                   *string      `json:"scope"`
+	Issuer                  *string      `json:"issuer"`
 }
 
 var clientFields = []string{"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
 	"client_name", "redirect_uris", "grant_types", "response_types", "token_endpoint_auth_method", "scope", "issuer"}
 
-// MarshalJSON writes the record in fast-agent's shape.
+// MarshalJSON writes the record in fast-agent's shape. Absent grant and
+// response types are written as the defaults of the MCP Python SDK's
+// model, which fast-agent reads records with: it refuses null there.
 func (c ClientInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(clientJSON{
 		ClientID:                c.ClientID,
 		ClientSecret:            nonEmpty(c.ClientSecret),
-		ClientIDIssuedAt:        nonZero(c.ClientIDIssuedAt),
-		ClientSecretExpiresAt:   nonZero(c.ClientSecretExpiresAt),
+		ClientIDIssuedAt:        nonZeroNumber(c.ClientIDIssuedAt),
+		ClientSecretExpiresAt:   nonZeroNumber(c.ClientSecretExpiresAt),
 		ClientName:              nonEmpty(c.ClientName),
 		RedirectURIs:            c.RedirectURIs,
-		GrantTypes:              c.GrantTypes,
-		ResponseTypes:           c.ResponseTypes,
+		GrantTypes:              orDefault(c.GrantTypes, "authorization_code", "refresh_token"),
+		ResponseTypes:           orDefault(c.ResponseTypes, "code"),
 		TokenEndpointAuthMethod: nonEmpty(c.TokenEndpointAuthMethod),
 		Scope:                   nonEmpty(c.Scope),
 		Issuer:                  nonEmpty(c.Issuer),
@@ -221,11 +217,21 @@ func (c *ClientInfo) UnmarshalJSON(b []byte) error {
 	if j.ClientID == "" {
 		return fmt.Errorf("oauth: client record: no client_id")
 	}
+	// RFC 7591 says "number of seconds"; servers that write
+	// time.time() or Date.now()/1000 send a fraction.
+	issuedAt, ok := seconds(deref(j.ClientIDIssuedAt))
+	if !ok {
+		return fmt.Errorf("oauth: client record: client_id_issued_at: %s is not a number of seconds", *j.ClientIDIssuedAt)
+	}
+	secretExpiresAt, ok := seconds(deref(j.ClientSecretExpiresAt))
+	if !ok {
+		return fmt.Errorf("oauth: client record: client_secret_expires_at: %s is not a number of seconds", *j.ClientSecretExpiresAt)
+	}
 	*c = ClientInfo{
 		ClientID:                j.ClientID,
 		ClientSecret:            deref(j.ClientSecret),
-		ClientIDIssuedAt:        deref(j.ClientIDIssuedAt),
-		ClientSecretExpiresAt:   deref(j.ClientSecretExpiresAt),
+		ClientIDIssuedAt:        issuedAt,
+		ClientSecretExpiresAt:   secretExpiresAt,
 		ClientName:              deref(j.ClientName),
 		RedirectURIs:            j.RedirectURIs,
 		GrantTypes:              j.GrantTypes,
@@ -288,6 +294,37 @@ func nonEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// seconds reads a JSON number of seconds, dropping a fraction; "" is 0.
+func seconds(n json.Number) (int64, bool) {
+	if n == "" {
+		return 0, true
+	}
+	if v, err := n.Int64(); err == nil {
+		return v, true
+	}
+	f, err := n.Float64()
+	// Checked before the conversion: int64(f) is undefined out of range.
+	if err != nil || !(f > math.MinInt64 && f < math.MaxInt64) {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+func orDefault(s []string, def ...string) []string {
+	if s == nil {
+		return def
+	}
+	return s
+}
+
+func nonZeroNumber(n int64) *json.Number {
+	if n == 0 {
+		return nil
+	}
+	v := json.Number(strconv.FormatInt(n, 10))
+	return &v
 }
 
 func nonZero(n int64) *int64 {

@@ -183,8 +183,53 @@ func TestClientInfoReadsFastAgentRecord(t *testing.T) {
 	}
 }
 
+// A registration answer with fractional seconds (servers that write
+// time.time() or Date.now()/1000) is read; the fraction is dropped.
+func TestClientInfoFractionalSeconds(t *testing.T) {
+	var ci ClientInfo
+	in := `{"client_id":"abc","client_id_issued_at":1732650000.5,"client_secret":"s","client_secret_expires_at":1732653600.25}`
+	if err := json.Unmarshal([]byte(in), &ci); err != nil {
+		t.Fatal(err)
+	}
+	if ci.ClientIDIssuedAt != 1732650000 || ci.ClientSecretExpiresAt != 1732653600 {
+		t.Errorf("read issued_at %d, secret_expires_at %d; want 1732650000, 1732653600", ci.ClientIDIssuedAt, ci.ClientSecretExpiresAt)
+	}
+	b, err := json.Marshal(ci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"client_id_issued_at":1732650000,`) {
+		t.Errorf("written as %s, want whole seconds", b)
+	}
+}
+
+// fast-agent reads client records with the MCP Python SDK's model, whose
+// grant_types and response_types are lists with defaults: null makes it
+// throw the record away and register again.
+func TestClientInfoWritesListsFastAgentReads(t *testing.T) {
+	b, err := json.Marshal(ClientInfo{ClientID: "https://client.example/meta.json", TokenEndpointAuthMethod: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"grant_types":["authorization_code","refresh_token"]`, `"response_types":["code"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("record %s lacks %s", b, want)
+		}
+	}
+	b, err = json.Marshal(ClientInfo{ClientID: "c", GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"grant_types":["authorization_code"]`, `"response_types":[]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("record %s lacks %s", b, want)
+		}
+	}
+}
+
 func TestClientInfoRejectsBadRecords(t *testing.T) {
-	for _, in := range []string{`nope`, `{}`, `{"client_id":""}`, `{"client_id":"x","redirect_uris":"not a list"}`} {
+	for _, in := range []string{`nope`, `{}`, `{"client_id":""}`, `{"client_id":"x","redirect_uris":"not a list"}`,
+		`{"client_id":"x","client_id_issued_at":1e300}`, `{"client_id":"x","client_secret_expires_at":"soon"}`} {
 		var ci ClientInfo
 		if err := json.Unmarshal([]byte(in), &ci); err == nil {
 			t.Errorf("Unmarshal(%s) succeeded, want error", in)
