@@ -499,6 +499,26 @@ func TestEngineRefreshIssuerSpellings(t *testing.T) {
 	}
 }
 
+// TestEngineOtherSchemeNotAuthorized: a 401 that asks only for another
+// scheme (Basic, an API key) goes to the client as it is, without
+// discovery or a registration at a server that never asked for OAuth.
+func TestEngineOtherSchemeNotAuthorized(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{})
+	for _, challenge := range [][]string{{`Basic realm="x"`}, {`ApiKey header="X-Api-Key"`, `Basic realm="y"`}} {
+		res := &http.Response{StatusCode: http.StatusUnauthorized, Header: http.Header{"Www-Authenticate": challenge}}
+		retry, err := f.h.Challenge(f.ctx(), res, "")
+		if retry || err != nil {
+			t.Errorf("Challenge(%q) = %v, %v; want false, nil", challenge, retry, err)
+		}
+	}
+	if reqs := f.rs.Requests(); len(reqs) != 0 {
+		t.Errorf("the MCP server got %d requests, want none: %+v", len(reqs), reqs)
+	}
+	if n := f.as.Count(oauthtest.EndpointMetadata) + f.as.Count(oauthtest.EndpointRegister) + f.as.Count(oauthtest.EndpointAuthorize); n != 0 {
+		t.Errorf("the authorization server got %d requests, want none", n)
+	}
+}
+
 // TestEngineShortLivedTokenRefreshedOnce: a token that lives no longer
 // than the refresh margin is refreshed halfway through its life, not on
 // every request from the moment it is issued.

@@ -221,6 +221,13 @@ func (h *Handler) margin(tok *Token) time.Duration {
 // sent with token sent. See proxy.Authorizer.
 func (h *Handler) Challenge(ctx context.Context, res *http.Response, sent string) (bool, error) {
 	ch, ok := BearerChallengeFrom(res.Header)
+	if !ok && len(ParseWWWAuthenticate(res.Header.Values("WWW-Authenticate"))) > 0 {
+		// Only other schemes (Basic, an API key): a login would not
+		// satisfy them, and the client should see what the server wants.
+		// A 401 without any challenge still starts one, as 2025-03-26
+		// servers send no WWW-Authenticate.
+		return false, nil
+	}
 	if ok {
 		h.st.mu.Lock()
 		h.st.challenge = &ch
