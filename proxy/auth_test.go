@@ -297,6 +297,23 @@ func TestBodyOverLimit(t *testing.T) {
 			t.Errorf("upstream got %d requests, want the one with the full body", rec.Count())
 		}
 	})
+	t.Run("meets a refusal the Authorizer lets stand", func(t *testing.T) {
+		// As for a small body, the upstream's answer goes to the client:
+		// no login would follow, so there is nothing to send again.
+		up, _ := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="admin"`)
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"upstream":"says no"}`)
+		}), nil)
+		auth := funcAuth{token: func() (string, error) { return "tok", nil },
+			challenge: func(context.Context) (bool, error) { return false, nil }}
+		local, _ := serve(t, proxy.Server{Upstream: up.URL + "/mcp", Auth: auth}, proxy.Options{MaxBodyBytes: 1024})
+		status, hdr, body := post(t, local.URL+"/mcp", big, nil)
+		if status != http.StatusForbidden || body != `{"upstream":"says no"}` || !strings.Contains(hdr.Get("WWW-Authenticate"), "insufficient_scope") {
+			t.Errorf("got %d %q (WWW-Authenticate %q), want the upstream's 403", status, body, hdr.Get("WWW-Authenticate"))
+		}
+	})
 }
 
 // TestTokenError checks that a request goes out without a token when the

@@ -117,7 +117,7 @@ func (t *authTransport) authorize(req *http.Request, res *http.Response, tok str
 	for {
 		stepUp := res.StatusCode == http.StatusForbidden
 		if !replayable {
-			return nil, t.cannotReplay(ctx, res, tok)
+			return t.cannotReplay(ctx, res, tok)
 		}
 		if stepUp && stepUps == maxStepUps || !stepUp && replays == maxAuthReplays {
 			t.log.Warn("upstream still refuses the request after re-authorization; passing its answer on",
@@ -193,26 +193,31 @@ func (t *authTransport) token(ctx context.Context) string {
 
 // cannotReplay handles a refusal of a request whose body was too large to
 // buffer: it starts the Authorizer's flow, waiting only briefly so the login
-// link is known, and returns the error the client is shown.
-func (t *authTransport) cannotReplay(ctx context.Context, res *http.Response, sent string) error {
-	defer discard(res.Body)
+// link is known, and returns the error the client is shown. When the
+// Authorizer would not retry anyway, the upstream's answer goes to the
+// client as it would for any other request.
+func (t *authTransport) cannotReplay(ctx context.Context, res *http.Response, sent string) (*http.Response, error) {
+	holdBody(res)
 	cctx, cancel := context.WithTimeout(ctx, streamedChallengeWait)
 	defer cancel()
 	retry, err := t.auth.Challenge(cctx, res, sent)
+	if err == nil && !retry && ctx.Err() == nil {
+		return res, nil
+	}
+	discard(res.Body)
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	msg := "the upstream " + t.upstream + " asks for authorization, but the request body is too large to be held and sent again"
 	switch {
-	case err == nil && retry:
-		msg += "; the token has been renewed: send the request again"
 	case err == nil:
+		msg += "; the token has been renewed: send the request again"
 	case loginURL(err) != "":
 		msg += "; log in, then send the request again"
 	default:
 		msg += fmt.Sprintf("; authorization failed: %v", err)
 	}
-	return &authError{status: res.StatusCode, msg: msg, err: err}
+	return nil, &authError{status: res.StatusCode, msg: msg, err: err}
 }
 
 // authError is answered to the client as a JSON-RPC error with its status.
