@@ -1,6 +1,7 @@
 // Package config reads a fast-agent configuration (fastagent.config.yaml and
-// the fastagent.secrets.yaml next to it) into plain structs: the MCP servers
-// to proxy, how to authorize to each of them and where to listen for them.
+// the fastagent.secrets.yaml or fast-agent.secrets.yaml next to it) into
+// plain structs: the MCP servers to proxy, how to authorize to each of them
+// and where to listen for them.
 //
 // The schema is fast-agent's (mcp.servers.NAME with url, transport, headers
 // and auth), plus two keys of ours: auth.client_id / auth.client_secret for a

@@ -16,6 +16,10 @@ import (
 // from the same directory.
 const SecretsFile = "fastagent.secrets.yaml"
 
+// SecretsFileNew is the other name fast-agent 0.7 and later accept for
+// the secrets file. A directory may hold only one of the two.
+const SecretsFileNew = "fast-agent.secrets.yaml"
+
 // Loader loads a config; the zero value uses the process environment.
 type Loader struct {
 	// LookupEnv resolves ${NAME} references; nil means os.LookupEnv.
@@ -27,7 +31,8 @@ type Loader struct {
 func Load(path string) (*Config, error) { return Loader{}.Load(path) }
 
 // Load reads the config file at path and, when it exists, the
-// fastagent.secrets.yaml in the same directory, deep-merged over it: maps
+// fastagent.secrets.yaml (or fast-agent.secrets.yaml; both is an error)
+// in the same directory, deep-merged over it: maps
 // merge key by key, any other value from the secrets file replaces the
 // config's (lists included). ${NAME} and ${NAME:default} are expanded in
 // the string values of both files.
@@ -56,7 +61,10 @@ func (l Loader) Load(path string) (*Config, error) {
 	b := &builder{cfgFile: path, cfgTree: cfgParser.tree}
 
 	var secretsUnset []unsetVar
-	secretsPath := filepath.Join(filepath.Dir(path), SecretsFile)
+	secretsPath, err := secretsFileFor(path)
+	if err != nil {
+		return nil, err
+	}
 	if filepath.Clean(path) != secretsPath {
 		p := &expandParser{lookup: env}
 		err := k.Load(file.Provider(secretsPath), p)
@@ -80,6 +88,29 @@ func (l Loader) Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%w\n%s%s", err, prefix, strings.Join(c.Warnings, "\n"+prefix))
 	}
 	return c, nil
+}
+
+// secretsFileFor returns the path of the secrets file next to the config
+// file at path: the one of the two names that exists, or the classic name
+// when neither does.
+func secretsFileFor(path string) (string, error) {
+	dir := filepath.Dir(path)
+	var found []string
+	for _, name := range []string{SecretsFile, SecretsFileNew} {
+		p := filepath.Join(dir, name)
+		// Errors other than "not exist" are Load's to report.
+		if _, err := os.Stat(p); p != filepath.Clean(path) && !errors.Is(err, fs.ErrNotExist) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return filepath.Join(dir, SecretsFile), nil
+	case 1:
+		return found[0], nil
+	default:
+		return "", fmt.Errorf("config: both %s and %s exist next to %s; fast-agent refuses that too: keep one", found[0], found[1], path)
+	}
 }
 
 func fileError(path string, p *expandParser, err error) error {

@@ -1159,3 +1159,41 @@ mcp:
 		}
 	}
 }
+
+// fast-agent 0.7 and later also read fast-agent.secrets.yaml, and refuse a
+// directory that holds both names.
+func TestLoadSecretsFileNames(t *testing.T) {
+	t.Parallel()
+	const config = "mcp: {servers: {a: {url: https://a.example/mcp}}}"
+	const secrets = "mcp: {servers: {a: {headers: {X-Api-Key: k}}}}"
+	write := func(t *testing.T, dir, name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("new name", func(t *testing.T) {
+		t.Parallel()
+		path := writeConfig(t, config, "")
+		write(t, filepath.Dir(path), SecretsFileNew, secrets)
+		c, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := filepath.Join(filepath.Dir(path), SecretsFileNew); c.SecretsPath != want {
+			t.Errorf("SecretsPath = %q, want %q", c.SecretsPath, want)
+		}
+		if got := mustServer(t, c, "a").Headers["X-Api-Key"]; got != "k" {
+			t.Errorf("header from the secrets file = %q, want k", got)
+		}
+	})
+	t.Run("both names", func(t *testing.T) {
+		t.Parallel()
+		path := writeConfig(t, config, secrets)
+		write(t, filepath.Dir(path), SecretsFileNew, secrets)
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), SecretsFileNew) || !strings.Contains(err.Error(), SecretsFile) {
+			t.Errorf("Load = %v, want an error naming both files", err)
+		}
+	})
+}
