@@ -21,7 +21,7 @@ type oauthStore interface {
 var (
 	_ oauthStore = (*Memory)(nil)
 	_ oauthStore = (*Keychain)(nil)
-	_ Backend    = osKeyring{}
+	_ Backend    = goKeyring{}
 )
 
 const tokenJSON = `{"access_token":"at-123","token_type":"Bearer","expires_in":3600,"scope":"read offline_access","refresh_token":"rt-456"}`

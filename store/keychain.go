@@ -53,7 +53,10 @@ type Backend interface {
 // Keychains hold text, so values must be valid UTF-8 (JSON always is); Set
 // rejects anything else. A value that fits the platform limit is stored
 // whole and verbatim, so other programs using the same layout, such as
-// fast-agent, read and write the same entries.
+// fast-agent, read and write the same entries; on the Secret Service the
+// items carry Python keyring's attributes, as fast-agent's do. On macOS,
+// go-keyring stores the value base64-encoded behind a prefix, which only
+// go-keyring reads back.
 //
 // # Falling back to memory
 //

@@ -47,7 +47,7 @@ var thisHost = &host{
 	stat:      os.Stat,
 	readFile:  os.ReadFile,
 	getuid:    os.Getuid,
-	keyring:   osKeyring{},
+	keyring:   newOSKeyring(),
 }
 
 // maxValueSize is the largest value stored whole; 0 means no limit.
@@ -96,17 +96,18 @@ func (h *host) noSessionBus() bool {
 	return true
 }
 
-// osKeyring is the OS keychain through github.com/zalando/go-keyring.
-type osKeyring struct{}
+// goKeyring is the OS keychain through github.com/zalando/go-keyring's
+// functions. The Secret Service has its own Backend (secretservice.go).
+type goKeyring struct{}
 
-func (osKeyring) Get(service, user string) (string, error) {
+func (goKeyring) Get(service, user string) (string, error) {
 	return keyring.Get(service, user)
 }
 
-func (osKeyring) Set(service, user, password string) error {
+func (goKeyring) Set(service, user, password string) error {
 	return keyring.Set(service, user, password)
 }
 
-func (osKeyring) Delete(service, user string) error {
+func (goKeyring) Delete(service, user string) error {
 	return keyring.Delete(service, user)
 }

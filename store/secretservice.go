@@ -1,0 +1,151 @@
+//go:build (dragonfly && cgo) || (freebsd && cgo) || linux || netbsd || openbsd
+
+package store
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	dbus "github.com/godbus/dbus/v5"
+	"github.com/zalando/go-keyring"
+	ss "github.com/zalando/go-keyring/secret_service"
+)
+
+// pythonKeyringApp is the application attribute Python keyring, which
+// fast-agent uses, puts on every item it writes.
+const pythonKeyringApp = "Python keyring library"
+
+// secretService is the Secret Service through go-keyring's D-Bus client,
+// with the items laid out as Python keyring lays them out.
+//
+// go-keyring's own functions write items without Python keyring's
+// application attribute, and read and delete only the first of several
+// items for a key. With fast-agent writing the same keys, a Secret Service
+// replace then missed the other program's item: two items per key, each
+// program reading either one, and a deletion that the other survived.
+// Here a write leaves exactly one item per key, with Python keyring's
+// attributes; a read takes the most recently modified item; a deletion
+// removes them all.
+type secretService struct{}
+
+func newOSKeyring() Backend { return secretService{} }
+
+// open connects and unlocks the collection go-keyring uses: "login", or
+// the default alias (where Python keyring writes) when there is none.
+func (secretService) open() (*ss.SecretService, dbus.BusObject, error) {
+	svc, err := ss.NewSecretService()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := svc.GetLoginCollection()
+	if err := svc.Unlock(c.Path()); err != nil {
+		return nil, nil, err
+	}
+	return svc, c, nil
+}
+
+func itemQuery(service, user string) map[string]string {
+	return map[string]string{"service": service, "username": user}
+}
+
+func (s secretService) Get(service, user string) (string, error) {
+	svc, c, err := s.open()
+	if err != nil {
+		return "", err
+	}
+	items, err := svc.SearchItems(c, itemQuery(service, user))
+	if err != nil {
+		return "", err
+	}
+	if len(items) == 0 {
+		return "", keyring.ErrNotFound
+	}
+	item := newestItem(svc, items)
+	session, err := svc.OpenSession()
+	if err != nil {
+		return "", err
+	}
+	defer svc.Close(session)
+	if err := svc.Unlock(item); err != nil {
+		return "", err
+	}
+	secret, err := svc.GetSecret(item, session.Path())
+	if err != nil {
+		return "", err
+	}
+	return string(secret.Value), nil
+}
+
+// newestItem returns the most recently modified of items (the first of
+// them when their times cannot be read or are equal).
+func newestItem(svc *ss.SecretService, items []dbus.ObjectPath) dbus.ObjectPath {
+	best, bestTime := items[0], uint64(0)
+	for _, item := range items {
+		v, err := svc.Object("org.freedesktop.secrets", item).GetProperty("org.freedesktop.Secret.Item.Modified")
+		if err != nil {
+			return items[0]
+		}
+		if t, ok := v.Value().(uint64); ok && t > bestTime {
+			best, bestTime = item, t
+		}
+	}
+	return best
+}
+
+func (s secretService) Set(service, user, password string) error {
+	svc, c, err := s.open()
+	if err != nil {
+		return err
+	}
+	session, err := svc.OpenSession()
+	if err != nil {
+		return err
+	}
+	defer svc.Close(session)
+	attrs := itemQuery(service, user)
+	attrs["application"] = pythonKeyringApp
+	label := fmt.Sprintf("Password for '%s' on '%s'", user, service)
+	// CreateItem replaces an item that has all of attrs.
+	if err := svc.CreateItem(c, label, attrs, ss.NewSecret(session.Path(), password)); err != nil {
+		return err
+	}
+	// Items without the application attribute (go-keyring's, or this
+	// program's before it wrote Python keyring's layout) were not
+	// replaced; they go now, so that every reader finds the new value.
+	ours, err := svc.SearchItems(c, attrs)
+	if err != nil {
+		return err
+	}
+	all, err := svc.SearchItems(c, itemQuery(service, user))
+	if err != nil {
+		return err
+	}
+	for _, item := range all {
+		if !slices.Contains(ours, item) {
+			if err := svc.Delete(item); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s secretService) Delete(service, user string) error {
+	svc, c, err := s.open()
+	if err != nil {
+		return err
+	}
+	items, err := svc.SearchItems(c, itemQuery(service, user))
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		return keyring.ErrNotFound
+	}
+	var errs []error
+	for _, item := range items {
+		errs = append(errs, svc.Delete(item))
+	}
+	return errors.Join(errs...)
+}
