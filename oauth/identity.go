@@ -53,7 +53,7 @@ func identity(rawURL string, canonical bool) string {
 	if u.User != nil {
 		userinfo = u.User.String() + "@"
 	}
-	path := u.EscapedPath()
+	path := rawPath(rawURL)
 	// Python's urlparse splits ;params off the last path segment only.
 	if i := strings.LastIndexByte(path, '/'); i >= 0 {
 		if j := strings.IndexByte(path[i:], ';'); j >= 0 {
@@ -80,8 +80,25 @@ func canonicalHost(u *url.URL) string {
 	return hostname
 }
 
-// trimServiceSuffix removes trailing slashes, then one trailing /mcp or /sse
-// segment, then trailing slashes again, so that the root has no slash.
+// rawPath returns the path of rawURL, which has an authority, as written:
+// Python's urlparse neither escapes nor unescapes it, so neither may the
+// key (url.URL.EscapedPath would turn "ü" or a space into %XX).
+func rawPath(rawURL string) string {
+	rest := rawURL[strings.Index(rawURL, "//")+2:]
+	i := strings.IndexAny(rest, "/?#")
+	if i < 0 || rest[i] != '/' {
+		return ""
+	}
+	rest = rest[i:]
+	if j := strings.IndexAny(rest, "?#"); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
+}
+
+// trimServiceSuffix removes trailing slashes, then one trailing /mcp or
+// /sse segment, then one trailing slash, as fast-agent does: the root has
+// no slash, and "/api//mcp" becomes "/api/".
 func trimServiceSuffix(path string) string {
 	path = strings.TrimRight(path, "/")
 	for _, suffix := range []string{"/mcp", "/sse"} {
@@ -90,5 +107,5 @@ func trimServiceSuffix(path string) string {
 			break
 		}
 	}
-	return strings.TrimRight(path, "/")
+	return strings.TrimSuffix(path, "/")
 }

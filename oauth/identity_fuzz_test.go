@@ -34,8 +34,8 @@ func FuzzIdentity(f *testing.F) {
 		if len(cands) == 2 && cands[1] != legacy || len(cands) > 2 {
 			t.Fatalf("IdentityCandidates(%q) = %q, want at most the legacy key after %q", raw, cands, id)
 		}
-		if strings.HasSuffix(id, "/") {
-			t.Errorf("Identity(%q) = %q ends with a slash", raw, id)
+		if strings.HasSuffix(id, "/") && !strings.Contains(raw, "//mcp") && !strings.Contains(raw, "//sse") {
+			t.Errorf("Identity(%q) = %q ends with a slash", raw, id) // only "/api//mcp" keeps one
 		}
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" || u.Hostname() == "" {
@@ -48,10 +48,8 @@ func FuzzIdentity(f *testing.F) {
 			t.Errorf("Identity(%q) = %q does not start with the lower-cased scheme", raw, id)
 		}
 		// The query and fragment never change the key.
-		bare := *u
-		bare.RawQuery, bare.ForceQuery, bare.Fragment, bare.RawFragment = "", false, "", ""
-		if got := Identity(bare.String()); got != id && bare.String() != raw {
-			if v, err := url.Parse(bare.String()); err == nil && v.Host == u.Host && v.EscapedPath() == u.EscapedPath() {
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			if got := Identity(raw[:i]); got != id {
 				t.Errorf("Identity(%q) = %q but without query and fragment %q", raw, id, got)
 			}
 		}

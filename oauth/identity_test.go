@@ -33,6 +33,13 @@ func TestIdentity(t *testing.T) {
 		{"https://example.com/nested/sse/?login#fragment", "https://example.com/nested", "https://example.com/nested"},
 		{"http://127.0.0.1:9/sse", "http://127.0.0.1:9", "http://127.0.0.1:9"},
 		{"https://example.com/a;x/mcp", "https://example.com/a;x", "https://example.com/a;x"},
+		// The path as written, as Python's urlparse keeps it: not escaped,
+		// not unescaped; one slash dropped after the suffix.
+		{"https://example.com/ü/mcp", "https://example.com/ü", "https://example.com/ü"},
+		{"https://example.com/a b/mcp", "https://example.com/a b", "https://example.com/a b"},
+		{"https://example.com/a%20b/mcp", "https://example.com/a%20b", "https://example.com/a%20b"},
+		{"https://example.com/api///mcp", "https://example.com/api/", "https://example.com/api/"},
+		{"https://example.com//mcp", "https://example.com", "https://example.com"},
 	}
 	for _, tt := range tests {
 		if got := Identity(tt.in); got != tt.want {
