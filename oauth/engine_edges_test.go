@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -516,6 +517,54 @@ func TestEngineOtherSchemeNotAuthorized(t *testing.T) {
 	}
 	if n := f.as.Count(oauthtest.EndpointMetadata) + f.as.Count(oauthtest.EndpointRegister) + f.as.Count(oauthtest.EndpointAuthorize); n != 0 {
 		t.Errorf("the authorization server got %d requests, want none", n)
+	}
+}
+
+// TestEngineUsesFastAgentsRegistration: fast-agent registers its client
+// with http://127.0.0.1:PORT/callback; the proxy, whose redirect URI is
+// localhost, logs in with that registration and its redirect URI instead
+// of registering again (and overwriting it), and its own registrations
+// list both spellings, so that fast-agent can use them too.
+func TestEngineUsesFastAgentsRegistration(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{})
+	theirs := fmt.Sprintf("http://127.0.0.1:%d/callback", f.srv.RedirectPort)
+	ci, err := (&Discoverer{}).Register(f.ctx(), f.as.RegistrationEndpoint, RegistrationRequest{
+		ClientName: "fast-agent", RedirectURIs: []string{theirs}, TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci.Issuer = f.as.Issuer
+	if err := (&Credentials{Store: f.store}).SaveClient(Identity(f.srv.URL), ci); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := f.call(f.ctx(), f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	if n := f.as.Count(oauthtest.EndpointRegister); n != 1 {
+		t.Errorf("%d registrations, want fast-agent's only", n)
+	}
+	for _, r := range f.as.Requests() {
+		if r.Endpoint == oauthtest.EndpointAuthorize && r.Query.Get("redirect_uri") != theirs {
+			t.Errorf("authorization request with redirect_uri %q, want %q", r.Query.Get("redirect_uri"), theirs)
+		}
+	}
+
+	// A registration of our own lists both.
+	f.as.ForgetClients()
+	if err := f.h.Logout(); err != nil { // forgets the registration too
+		t.Fatal(err)
+	}
+	if status, err := f.call(f.ctx(), f.h, "tools/list"); status != 200 || err != nil {
+		t.Fatalf("second login call = %d, %v", status, err)
+	}
+	stored, _, err := (&Credentials{Store: f.store}).Client(Identity(f.srv.URL))
+	if err != nil || stored == nil {
+		t.Fatalf("stored client = %v, %v", stored, err)
+	}
+	want := []string{f.srv.redirectURI(), theirs}
+	if !slices.Equal(stored.RedirectURIs, want) {
+		t.Errorf("registered redirect URIs %q, want %q", stored.RedirectURIs, want)
 	}
 }
 

@@ -130,6 +130,7 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 			ClientSecret:      h.srv.ClientSecret,
 			ClientMetadataURL: h.srv.ClientMetadataURL,
 			RedirectURI:       h.srv.redirectURI(),
+			OtherRedirectURIs: h.srv.otherRedirectURIs(),
 			Scope:             h.srv.Scope,
 		}, stored)
 		if err != nil {
@@ -184,7 +185,12 @@ func (h *Handler) chooseScope(disc *Discovery) string {
 // code.
 func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, client *ClientInfo, scope string) (*Token, error) {
 	state, verifier := NewState(), NewVerifier()
-	redirectURI := h.srv.redirectURI()
+	// The client's own, when it is a registration that lists only the
+	// other spelling (fast-agent's); a configured client gets ours.
+	redirectURI := redirectURIFor(client, append([]string{h.srv.redirectURI()}, h.srv.otherRedirectURIs()...))
+	if redirectURI == "" {
+		redirectURI = h.srv.redirectURI()
+	}
 	// Expect registers the login even when the port cannot be bound: a
 	// pasted callback can still complete it.
 	pending, listenErr := h.e.callbacks.Expect(h.srv.redirectPort(), h.srv.redirectPath(), state)

@@ -24,6 +24,12 @@ type ClientOptions struct {
 	ClientMetadataURL string
 	// RedirectURI is the exact redirect URI of this login.
 	RedirectURI string
+	// OtherRedirectURIs are further redirect URIs this login can receive
+	// (RedirectURI with 127.0.0.1 for localhost). A dynamic registration
+	// lists them after RedirectURI, and a stored registration that lists
+	// any of them is used: fast-agent registers 127.0.0.1, so each
+	// program can use the other's registration.
+	OtherRedirectURIs []string
 	// Scope is the configured scope, sent in a dynamic registration only
 	// when not empty.
 	Scope string
@@ -36,8 +42,9 @@ type ClientOptions struct {
 // the spec's order: the configured client_id; the configured
 // client_metadata_url when the server advertises
 // client_id_metadata_document_supported; the stored registration when it
-// is still valid (same issuer, RedirectURI among its redirect URIs, secret
-// not expired); a dynamic registration (RFC 7591) when the server offers
+// is still valid (same issuer, RedirectURI or one of OtherRedirectURIs
+// among its redirect URIs, secret not expired); a dynamic registration
+// (RFC 7591) when the server offers
 // one. Otherwise it fails with an error listing the options.
 //
 // registered reports that ci is new and should be stored (dynamic
@@ -72,7 +79,7 @@ func (d *Discoverer) ResolveClient(ctx context.Context, disc *Discovery, opts Cl
 	}
 
 	if stored != nil {
-		if why := staleClient(stored, disc, opts.RedirectURI, time.Now()); why != "" {
+		if why := staleClient(stored, disc, append(redirects, opts.OtherRedirectURIs...), time.Now()); why != "" {
 			d.logger().Debug("not reusing the stored client registration", "client_id", stored.ClientID, "reason", why)
 		} else {
 			return stored, false, nil
@@ -86,7 +93,7 @@ func (d *Discoverer) ResolveClient(ctx context.Context, disc *Discovery, opts Cl
 		}
 		ci, err := d.Register(ctx, meta.RegistrationEndpoint, RegistrationRequest{
 			ClientName:              name,
-			RedirectURIs:            redirects,
+			RedirectURIs:            append(redirects, opts.OtherRedirectURIs...),
 			GrantTypes:              []string{"authorization_code", "refresh_token"},
 			ResponseTypes:           []string{"code"},
 			TokenEndpointAuthMethod: "none",
@@ -112,21 +119,32 @@ func cimdHint(meta *AuthServerMetadata, opts ClientOptions) string {
 }
 
 // staleClient returns why the stored registration ci cannot be used for
-// disc and redirectURI, or "" when it can.
-func staleClient(ci *ClientInfo, disc *Discovery, redirectURI string, now time.Time) string {
+// disc and any of redirectURIs, or "" when it can.
+func staleClient(ci *ClientInfo, disc *Discovery, redirectURIs []string, now time.Time) string {
 	// Records written by fast-agent before SDK 2.0 have no issuer; they
 	// are tried, and an invalid_client answer replaces them.
 	if ci.Issuer != "" && !sameIssuer(ci.Issuer, disc.Issuer) {
 		return fmt.Sprintf("registered with %s, not %s", ci.Issuer, disc.Issuer)
 	}
-	if !slices.Contains(ci.RedirectURIs, redirectURI) {
-		return fmt.Sprintf("redirect URI %s is not registered", redirectURI)
+	if redirectURIFor(ci, redirectURIs) == "" {
+		return fmt.Sprintf("redirect URI %s is not registered", strings.Join(redirectURIs, " or "))
 	}
 	if ci.ClientSecret != "" && ci.ClientSecretExpiresAt != 0 && !now.Before(time.Unix(ci.ClientSecretExpiresAt, 0)) {
 		return "client secret expired"
 	}
 	if looksLikeCIMD(ci.ClientID) && (disc.Metadata == nil || !disc.Metadata.ClientIDMetadataDocumentSupported) {
 		return "client metadata document no longer accepted"
+	}
+	return ""
+}
+
+// redirectURIFor returns the first of redirectURIs that ci lists, or ""
+// when it lists none of them.
+func redirectURIFor(ci *ClientInfo, redirectURIs []string) string {
+	for _, u := range redirectURIs {
+		if slices.Contains(ci.RedirectURIs, u) {
+			return u
+		}
 	}
 	return ""
 }
