@@ -20,7 +20,8 @@ type AuthRequest struct {
 	State       string // from NewState
 	Verifier    string // from NewVerifier; only its S256 challenge is sent
 	// Params are further parameters (e.g. access_type=offline); they
-	// never replace the ones above.
+	// never replace the ones above. A prompt among them is sent instead
+	// of the prompt=consent that URL adds for offline_access.
 	Params map[string]string
 }
 
@@ -36,7 +37,8 @@ func NewState() string { return rand.Text() }
 // with response_type=code, client_id, redirect_uri, state,
 // code_challenge=S256(Verifier), code_challenge_method=S256, and scope and
 // resource when set. prompt=consent is added when the scope asks for
-// offline_access, as OpenID Connect requires for a refresh token.
+// offline_access, as OpenID Connect requires for a refresh token, unless
+// Params set a prompt of their own.
 // Parameters of the endpoint with the same names are replaced.
 func (r AuthRequest) URL() string {
 	q := url.Values{}
@@ -51,7 +53,7 @@ func (r AuthRequest) URL() string {
 	q.Set("code_challenge_method", "S256")
 	if r.Scope != "" {
 		q.Set("scope", r.Scope)
-		if slices.Contains(strings.Fields(r.Scope), "offline_access") {
+		if _, set := r.Params["prompt"]; !set && slices.Contains(strings.Fields(r.Scope), "offline_access") {
 			q.Set("prompt", "consent")
 		}
 	}

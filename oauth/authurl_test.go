@@ -67,6 +67,22 @@ func TestAuthRequestURL(t *testing.T) {
 			},
 		},
 		{
+			name: "a configured prompt is kept with offline_access",
+			req: AuthRequest{Endpoint: "https://as.example.com/authorize", ClientID: "c", RedirectURI: testRedirectURI,
+				Scope: "offline_access", State: "st", Verifier: verifier, Params: map[string]string{"prompt": "select_account consent"}},
+			wantBase: "https://as.example.com/authorize",
+			want: url.Values{
+				"response_type":         {"code"},
+				"client_id":             {"c"},
+				"redirect_uri":          {testRedirectURI},
+				"state":                 {"st"},
+				"code_challenge":        {challenge},
+				"code_challenge_method": {"S256"},
+				"scope":                 {"offline_access"},
+				"prompt":                {"select_account consent"},
+			},
+		},
+		{
 			name: "endpoint query kept, clashing parameters replaced",
 			req: AuthRequest{Endpoint: "https://as.example.com/oauth2/authorize?tenant=x&audience=a+b&response_type=token", ClientID: "c",
 				RedirectURI: testRedirectURI, Scope: "no_offline_access_here", State: "st", Verifier: verifier},
