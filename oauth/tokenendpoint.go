@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -201,7 +202,9 @@ func (e *TokenEndpoint) parseTokenResponse(res *jsonResponse) (*Token, error) {
 	var tr tokenResponse
 	var parseErr error
 	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
-	if mt == "application/x-www-form-urlencoded" || mt == "text/plain" {
+	// text/plain is form-encoded from GitHub, but JSON from others.
+	jsonText := mt == "text/plain" && bytes.HasPrefix(bytes.TrimSpace(res.Body), []byte("{"))
+	if mt == "application/x-www-form-urlencoded" || mt == "text/plain" && !jsonText {
 		vals, err := url.ParseQuery(string(res.Body))
 		if err != nil {
 			parseErr = fmt.Errorf("oauth: token endpoint %s: invalid form response", e.URL)
@@ -213,6 +216,10 @@ func (e *TokenEndpoint) parseTokenResponse(res *jsonResponse) (*Token, error) {
 		}
 		if v := vals.Get("expires_in"); v != "" {
 			tr.ExpiresIn = json.RawMessage(strconv.Quote(v))
+		}
+	} else if jsonText {
+		if err := json.Unmarshal(res.Body, &tr); err != nil {
+			parseErr = fmt.Errorf("oauth: token endpoint %s: invalid JSON: %w", e.URL, err)
 		}
 	} else if err := res.decodeBody(&tr); err != nil {
 		parseErr = fmt.Errorf("oauth: token endpoint %s: %w", e.URL, err)

@@ -368,6 +368,18 @@ func TestTokenResponses(t *testing.T) {
 			want: &Token{AccessToken: "a", TokenType: "Bearer", Scope: "repo user", ExpiresIn: 30,
 				ExpiresAt: tokenTestNow.Add(30 * time.Second), RefreshToken: "r2"},
 		},
+		{
+			name:   "form-encoded answer as text/plain",
+			ctype:  "text/plain",
+			answer: `access_token=a&token_type=bearer`,
+			want:   &Token{AccessToken: "a", TokenType: "Bearer"},
+		},
+		{
+			name:   "JSON answer as text/plain",
+			ctype:  "text/plain; charset=utf-8",
+			answer: ` {"access_token": "a", "token_type": "bearer", "expires_in": 60}`,
+			want:   &Token{AccessToken: "a", TokenType: "Bearer", ExpiresIn: 60, ExpiresAt: tokenTestNow.Add(time.Minute)},
+		},
 	}
 	for _, call := range tokenCalls {
 		for _, tt := range tests {
