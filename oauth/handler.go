@@ -92,7 +92,8 @@ var (
 )
 
 // LoginError reports a login that has not completed, with the link the
-// user can follow (empty when none was made yet).
+// user can follow while it is still pending (empty when none was made yet,
+// and once the login has failed: its callback is no longer answered).
 type LoginError struct {
 	Target string
 	Link   string
@@ -101,8 +102,11 @@ type LoginError struct {
 
 func (e *LoginError) Error() string {
 	msg := fmt.Sprintf("oauth: authorization for %s did not complete: %v", e.Target, e.Err)
-	if e.Link != "" {
+	switch {
+	case e.Link != "":
 		msg += "; open this link to authorize: " + e.Link
+	case errors.Is(e.Err, ErrLoginTimeout):
+		msg += "; try again for a new link"
 	}
 	return msg
 }

@@ -58,7 +58,9 @@ func (h *Handler) runLogin(f *flight, scope string, force bool) (*Token, error) 
 			err = ErrLoginTimeout
 		}
 		h.e.logger().Warn("authorization failed", "server", h.target(), "err", err)
-		return nil, &LoginError{Target: h.target(), Link: f.Link(), Err: err}
+		// No link: the callback is no longer answered, so following it
+		// would end on a refused connection.
+		return nil, &LoginError{Target: h.target(), Err: err}
 	}
 	st.commit.Lock()
 	h.save(tok)
