@@ -48,9 +48,29 @@ type Callbacks struct {
 	// in their Host header, as a browser following the redirect URI does.
 	AllInterfaces bool
 
-	mu      sync.Mutex
-	pending map[string]*Pending     // by state
-	servers map[int]*callbackServer // by port
+	mu        sync.Mutex
+	pending   map[string]*Pending     // by state
+	servers   map[int]*callbackServer // by port
+	pasteFrom []string                // see PasteFrom
+}
+
+// PasteFrom records where the user can paste a callback URL for
+// [Callbacks.Deliver], such as "this terminal" or "the status page".
+// A login whose callback port cannot be bound names these places; with
+// none, it fails at once, as nothing could complete it.
+func (c *Callbacks) PasteFrom(where string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.pasteFrom, where) {
+		c.pasteFrom = append(c.pasteFrom, where)
+	}
+}
+
+// pastePlaces returns where a callback can be pasted, "" for nowhere.
+func (c *Callbacks) pastePlaces() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.pasteFrom, " or ")
 }
 
 // Pending is a login waiting for its authorization response, created by

@@ -584,6 +584,27 @@ func TestEngineChecksIss(t *testing.T) {
 	}
 }
 
+// TestEngineNoPasteWhenPortBusy: with the callback port taken and nothing
+// to paste into (no terminal, no status page), nothing could complete the
+// login; it fails at once, saying why, rather than after the login timeout.
+func TestEngineNoPasteWhenPortBusy(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Minute, server: func(s *Server) { s.RedirectPort = port }})
+	start := time.Now()
+	status, err := f.call(f.ctx(), f.h, "initialize")
+	if status != 401 || err == nil || !strings.Contains(err.Error(), strconv.Itoa(port)) || !strings.Contains(err.Error(), "free the port") {
+		t.Fatalf("call = %d, %v; want 401 and an error naming the taken port", status, err)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Errorf("the login failed after %v, want at once rather than at its timeout", waited)
+	}
+}
+
 func TestEnginePasteWhenPortBusy(t *testing.T) {
 	port := freePort(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
@@ -593,6 +614,7 @@ func TestEnginePasteWhenPortBusy(t *testing.T) {
 	defer ln.Close()
 	f := newEngineFixture(t, fixtureOptions{noUser: true, server: func(s *Server) { s.RedirectPort = port }})
 	cb := f.engine.callbacks
+	cb.PasteFrom("the test's paste")
 	go func() {
 		ctx := f.ctx()
 		link, err := f.stderr.NextLink(ctx)

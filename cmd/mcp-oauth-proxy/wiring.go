@@ -145,6 +145,7 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 func (a *app) newEngine(ctx context.Context, f engineFlags) *oauth.Engine {
 	callbacks := &oauth.Callbacks{Logger: a.logger, AllInterfaces: f.callbackAllInterfaces}
 	if file, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
+		callbacks.PasteFrom("this terminal")
 		go callbacks.ReadPastes(ctx, a.stdin, a.stderr)
 	}
 	return &oauth.Engine{
