@@ -166,6 +166,10 @@ func (c *Credentials) Forget(identities ...string) (removed []string, err error)
 	return removed, errors.Join(errs...)
 }
 
+// ErrIndexUnreadable is reported (wrapped) when the index holds something
+// other than a JSON list of identities.
+var ErrIndexUnreadable = errors.New("oauth: the identity index (" + IndexKey + ") is not a JSON list")
+
 // Identities returns the identities listed in the index.
 func (c *Credentials) Identities() ([]string, error) {
 	return c.readIndex()
@@ -181,7 +185,7 @@ func (c *Credentials) readIndex() ([]string, error) {
 	}
 	var ids []string
 	if err := json.Unmarshal(b, &ids); err != nil {
-		return nil, fmt.Errorf("oauth: read %s: %w", IndexKey, err)
+		return nil, fmt.Errorf("%w: %w", ErrIndexUnreadable, err)
 	}
 	return ids, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/config"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/oauth"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
 )
 
 func (a *app) authClearCommand() *cobra.Command {
@@ -20,7 +21,8 @@ func (a *app) authClearCommand() *cobra.Command {
 		Short: "Delete stored tokens and client registrations",
 		Long: `clear deletes the tokens, the client registration and the oauth:index entry of one
 configured server (by name), of one identity (--identity URL; the URL is normalized first,
-so https://example.com/mcp clears https://example.com), or of every indexed identity (--all).
+so https://example.com/mcp clears https://example.com), or of every indexed identity (--all;
+when the index cannot be read, of the configured servers, and the index itself).
 It says what it removed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,10 +92,26 @@ func (a *app) clearAll() error {
 	}
 	creds := a.credentials("keyring")
 	ids, err := creds.Identities()
-	if err != nil {
+	badIndex := errors.Is(err, oauth.ErrIndexUnreadable)
+	if err != nil && !badIndex {
 		return err
 	}
+	if badIndex {
+		// Nothing lists what is stored; the configured servers' identities
+		// are the ones that can still be named.
+		a.logger.Warn("the identity index is unreadable; clearing the configured servers' identities and the index; "+
+			"clear others with auth clear --identity URL", "err", err)
+		ids = a.configuredIdentities()
+	}
 	removed, err := creds.Forget(ids...)
+	if badIndex && err == nil {
+		switch derr := creds.Store.Delete(oauth.IndexKey); {
+		case derr == nil:
+			removed = append(removed, oauth.IndexKey)
+		case !errors.Is(derr, store.ErrNotFound):
+			err = derr
+		}
+	}
 	a.printRemoved(removed)
 	if err == nil {
 		err = a.keychainStillReachable()
@@ -102,6 +120,22 @@ func (a *app) clearAll() error {
 		fmt.Fprintln(a.stdout, "Nothing was stored.")
 	}
 	return err
+}
+
+// configuredIdentities returns the identity keys of the config's servers
+// that keep tokens in the keychain; none when there is no config.
+func (a *app) configuredIdentities() []string {
+	cfg, err := a.loadConfig(false)
+	if err != nil || cfg == nil {
+		return nil
+	}
+	var ids []string
+	for _, s := range cfg.Servers {
+		if s.Transport != config.Stdio && s.Auth.Persist != "memory" && s.URL != "" {
+			ids = append(ids, oauth.IdentityCandidates(s.URL)...)
+		}
+	}
+	return ids
 }
 
 // keychainReachable fails when the keychain is not in use. The store then

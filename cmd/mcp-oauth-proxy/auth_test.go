@@ -147,6 +147,30 @@ func TestAuthClearServerAndAll(t *testing.T) {
 	}
 }
 
+// With an unreadable index, --all still clears what it can name: the
+// configured servers' identities, and the index itself.
+func TestAuthClearAllUnreadableIndex(t *testing.T) {
+	kc := newFakeKeychain()
+	seedFastAgentLogin(kc, "https://huggingface.co", fastAgentToken)
+	kc.Set("fast-agent-mcp", "oauth:index", "garbage")
+	cfg := writeConfig(t, threeServers)
+	r := runCLI(t, kc, "auth", "clear", "--all", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, key := range []string{"oauth:tokens:https://huggingface.co", "oauth:client_info:https://huggingface.co", "oauth:index"} {
+		if _, ok := kc.entry(key); ok {
+			t.Errorf("%s still stored", key)
+		}
+		if !strings.Contains(r.stdout, key) {
+			t.Errorf("clear did not say it removed %s:\n%s", key, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "index is unreadable") {
+		t.Errorf("no warning about the index:\n%s", r.stderr)
+	}
+}
+
 func TestAuthClearNeedsOneSelector(t *testing.T) {
 	for _, args := range [][]string{
 		{"auth", "clear"},
