@@ -178,7 +178,7 @@ func (a *app) printStatus(r *statusReport) error {
 	w := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "STORED IDENTITY\tTOKEN\tCLIENT")
 	if len(r.Identities) == 0 {
-		fmt.Fprintln(w, "(none)\t\t")
+		fmt.Fprintln(w, "(none)")
 	}
 	for _, id := range r.Identities {
 		client := "-"
@@ -188,7 +188,13 @@ func (a *app) printStatus(r *statusReport) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", id.Identity, tokenCell(id.Token, id.TokenError), client)
 	}
 	if len(r.Servers) > 0 {
-		fmt.Fprintln(w, "\t\t")
+		// A table of its own: one writer would pad both to one set of
+		// column widths.
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout)
+		w = tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "SERVER\tTRANSPORT\tIDENTITY\tOAUTH\tPERSIST\tTOKEN")
 		for _, s := range r.Servers {
 			oauthOn, persist, token := "off", "-", "-"

@@ -147,6 +147,25 @@ func TestAuthClearServerAndAll(t *testing.T) {
 	}
 }
 
+// The two tables of auth status are aligned each on its own.
+func TestAuthStatusTables(t *testing.T) {
+	kc := newFakeKeychain()
+	seedFastAgentLogin(kc, "https://a-rather-long-identity.example.com/with/a/path", fastAgentToken)
+	cfg := writeConfig(t, threeServers)
+	r := runCLI(t, kc, "auth", "status", "--config", cfg)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "\nSERVER  TRANSPORT  IDENTITY ") {
+		t.Errorf("the server table is padded to the identity table's widths:\n%s", r.stdout)
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.TrimRight(line, " ") != line {
+			t.Errorf("line %q ends in spaces", line)
+		}
+	}
+}
+
 // With an unreadable index, --all still clears what it can name: the
 // configured servers' identities, and the index itself.
 func TestAuthClearAllUnreadableIndex(t *testing.T) {
