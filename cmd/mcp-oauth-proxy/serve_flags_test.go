@@ -39,10 +39,11 @@ func TestServeValidatesFlagOverrides(t *testing.T) {
 		flags []string
 		want  string
 	}{
-		{[]string{"--persist", "bogus"}, `server "docs": auth.persist: "bogus" is not a persistence mode`},
-		{[]string{"--redirect-port", "70000"}, `server "docs": auth.redirect_port: 70000 is out of range`},
-		{[]string{"--client-secret", "s"}, `server "docs": auth.client_secret: is set but auth.client_id is not`},
-		{[]string{"--transport", "ws"}, `server "docs": transport: "ws" is not a transport`},
+		// The message says the flags were the cause, not the config.
+		{[]string{"--persist", "bogus"}, `--persist (on the command line): config: server "docs": auth.persist: "bogus" is not a persistence mode`},
+		{[]string{"--redirect-port", "70000"}, `--redirect-port (on the command line): config: server "docs": auth.redirect_port: 70000 is out of range`},
+		{[]string{"--client-secret", "s"}, `--client-secret (on the command line): config: server "docs": auth.client_secret: is set but auth.client_id is not`},
+		{[]string{"--transport", "ws"}, `--transport (on the command line): config: server "docs": transport: "ws" is not a transport`},
 		{[]string{"--transport", "stdio"}, "--transport stdio"},
 	} {
 		wantServeRefused(t, append([]string{"--config", cfg}, tt.flags...), tt.want)

@@ -52,7 +52,14 @@ func (f *authFlags) register(cmd *cobra.Command) {
 // the config's own servers are checked, so that a bad override fails the
 // command before anything starts.
 func (f *authFlags) apply(s *config.Server) error {
-	changed := f.cmd.Flags().Changed
+	var names []string // the flags given, for the error
+	changed := func(name string) bool {
+		if !f.cmd.Flags().Changed(name) {
+			return false
+		}
+		names = append(names, "--"+name)
+		return true
+	}
 	if changed("transport") {
 		// Validate accepts stdio (a configured stdio server is valid), but
 		// it cannot be proxied or logged in to.
@@ -97,7 +104,14 @@ func (f *authFlags) apply(s *config.Server) error {
 			s.Auth.AuthorizeParams[strings.TrimSpace(name)] = value
 		}
 	}
-	return s.Validate()
+	if err := s.Validate(); err != nil {
+		if len(names) > 0 {
+			// The message names a config key the user may never have written.
+			return fmt.Errorf("%s (on the command line): %w", strings.Join(names, ", "), err)
+		}
+		return err
+	}
+	return nil
 }
 
 // adHocServer builds the server of a URL target from the flags.
