@@ -24,7 +24,7 @@ configured server (by name), of one identity (--identity URL; the URL is normali
 so https://example.com/mcp clears https://example.com), or of every indexed identity (--all;
 when the index cannot be read, of the configured servers, and the index itself).
 It says what it removed.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			selectors := len(args)
 			if identity != "" {

@@ -25,7 +25,7 @@ the tokens in the keychain, where serve and fast-agent find them. It probes the 
 its challenge, discovers the authorization server, registers a client when needed, prints a
 link to open in a browser, and waits for the redirect on http://localhost:3030/callback.
 If the browser is on another machine, paste the URL it ends on into this terminal.`,
-		Args: cobra.ExactArgs(1),
+		Args: usage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.login(cmd, args[0], &flags, eng)
 		},

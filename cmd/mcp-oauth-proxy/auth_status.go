@@ -63,7 +63,7 @@ under. TARGET narrows the output to one identity: a server name from the config,
 
 When serve is running, its status page (--admin) answers too: status then first shows the
 live state of serve's servers, with the login links they wait on.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usage(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig(false)
 			if err != nil {

@@ -20,7 +20,7 @@ func (a *app) checkCommand() *cobra.Command {
 every problem it finds, and prints one row per configured server: transport, URL, whether
 OAuth is on, where tokens persist, the identity tokens are stored under, the stored token's
 state and the local listen address. It never prints a secret and needs no network.`,
-		Args: cobra.NoArgs,
+		Args: usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig(true)
 			if err != nil {

@@ -207,3 +207,28 @@ func TestCheckRedactsSecretQueryValues(t *testing.T) {
 		t.Errorf("check output lacks the URL with its secret fingerprinted, %s:\n%s", secretQueryShown, r.stdout)
 	}
 }
+
+// Every usage error exits with 2 and says what was wrong; help exits 0.
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"serve", "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"check", "extra"}, `unknown command "extra"`},
+		{[]string{"auth", "login"}, "accepts 1 arg(s), received 0"},
+		{[]string{"auth", "status", "a", "b"}, "accepts at most 1 arg(s), received 2"},
+		{[]string{"auth", "clear"}, "exactly one"},
+	} {
+		r := runCLI(t, newFakeKeychain(), tt.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tt.args, r.code, r.stderr, tt.want)
+		}
+	}
+	for _, args := range [][]string{{}, {"--help"}, {"serve", "--help"}} {
+		if r := runCLI(t, newFakeKeychain(), args...); r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%q: exit %d, stdout %q; want the help and 0", args, r.code, r.stdout)
+		}
+	}
+}

@@ -108,7 +108,23 @@ OS keychain in the layout fast-agent uses, so logins are shared with it.`,
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug details on stderr")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text or json")
 	root.AddCommand(a.serveCommand(), a.checkCommand(), a.authCommand())
+	// Usage errors exit with 2, as auth clear's own does.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{code: 2, err: err} })
+	// Runnable, so that an unknown command fails the argument check
+	// rather than printing the help and exiting 0.
+	root.Args = usage(cobra.NoArgs)
+	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	return root
+}
+
+// usage makes an argument check's error a usage error (exit code 2).
+func usage(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return exitError{code: 2, err: err}
+		}
+		return nil
+	}
 }
 
 func (a *app) setUpLogging() error {

@@ -57,7 +57,7 @@ serve also opens a status page on loopback, printed at start (--admin ADDR moves
 paste the callback URL of a login whose browser cannot reach this machine, a log-out
 button, and the last exchanges, redacted. Its data is at /api/status; auth status shows
 it while serve runs.`,
-		Args: cobra.NoArgs,
+		Args: usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.serve(cmd.Context(), &f)
 		},
