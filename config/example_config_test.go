@@ -80,7 +80,8 @@ func TestExampleConfigFile(t *testing.T) {
 		"legacy-sse":   "127.0.0.1:8102",
 		"issues":       "127.0.0.1:8103",
 		"crm":          "127.0.0.1:8104",
-		"static-token": "127.0.0.1:8105",
+		"entra":        "127.0.0.1:8105",
+		"static-token": "127.0.0.1:8106",
 	}
 	if diff := cmp.Diff(wantListen, c.Listen); diff != "" {
 		t.Errorf("listen (-want +got):\n%s", diff)

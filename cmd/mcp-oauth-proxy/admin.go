@@ -27,7 +27,7 @@ import (
 
 // defaultAdminAddr is where serve opens its status page unless --admin
 // says otherwise, and where auth status looks for it. It avoids the
-// callback port 3030 and the example config's 8101–8105.
+// callback port 3030 and the example config's 8101–8106.
 const defaultAdminAddr = "127.0.0.1:3029"
 
 // adminFlags is the --admin flag of serve and auth status.
