@@ -196,15 +196,16 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 	// Expect registers the login even when the port cannot be bound: a
 	// pasted callback can still complete it.
 	pending, listenErr := h.e.callbacks.Expect(h.srv.redirectPort(), h.srv.redirectPath(), state)
-	defer pending.Close()
 	if listenErr != nil {
 		where := h.e.callbacks.pastePlaces()
 		if where == "" {
+			pending.Close()
 			return nil, fmt.Errorf("%w, and nothing reads a pasted callback here: free the port or choose another redirect port", listenErr)
 		}
 		h.e.logger().Warn("cannot listen for the authorization callback; paste the URL the browser ends on (or its code) into "+where,
 			"redirect_uri", redirectURI, "err", listenErr)
 	}
+	defer pending.Close()
 	if disc.Metadata.AuthorizationResponseIssParameterSupported {
 		pending.RequireIss()
 	}
