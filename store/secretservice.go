@@ -54,27 +54,51 @@ func (s secretService) Get(service, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	items, err := svc.SearchItems(c, itemQuery(service, user))
-	if err != nil {
-		return "", err
-	}
-	if len(items) == 0 {
-		return "", keyring.ErrNotFound
-	}
-	item := newestItem(svc, items)
 	session, err := svc.OpenSession()
 	if err != nil {
 		return "", err
 	}
 	defer svc.Close(session)
-	if err := svc.Unlock(item); err != nil {
-		return "", err
+	// An item another process deletes between the search and the read
+	// is looked for again: that process may have written a new one.
+	for attempt := 0; ; attempt++ {
+		items, err := svc.SearchItems(c, itemQuery(service, user))
+		if err != nil {
+			return "", err
+		}
+		if len(items) == 0 {
+			return "", keyring.ErrNotFound
+		}
+		item := newestItem(svc, items)
+		err = svc.Unlock(item)
+		var secret *ss.Secret
+		if err == nil {
+			secret, err = svc.GetSecret(item, session.Path())
+		}
+		switch {
+		case err == nil:
+			return string(secret.Value), nil
+		case !vanished(err):
+			return "", err
+		case attempt == 2:
+			return "", keyring.ErrNotFound
+		}
 	}
-	secret, err := svc.GetSecret(item, session.Path())
-	if err != nil {
-		return "", err
+}
+
+// vanished reports whether err says that an item found by a search no
+// longer exists: another process deleted it.
+func vanished(err error) bool {
+	var e dbus.Error // godbus reports a call's error by value
+	if !errors.As(err, &e) {
+		return false
 	}
-	return string(secret.Value), nil
+	switch e.Name {
+	case "org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.DBus.Error.UnknownInterface",
+		"org.freedesktop.DBus.Error.UnknownMethod", "org.freedesktop.Secret.Error.NoSuchObject":
+		return true
+	}
+	return false
 }
 
 // newestItem returns the most recently modified of items (the first of
@@ -123,7 +147,7 @@ func (s secretService) Set(service, user, password string) error {
 	}
 	for _, item := range all {
 		if !slices.Contains(ours, item) {
-			if err := svc.Delete(item); err != nil {
+			if err := svc.Delete(item); err != nil && !vanished(err) {
 				return err
 			}
 		}
@@ -145,7 +169,10 @@ func (s secretService) Delete(service, user string) error {
 	}
 	var errs []error
 	for _, item := range items {
-		errs = append(errs, svc.Delete(item))
+		// One another process deleted meanwhile is gone all the same.
+		if err := svc.Delete(item); err != nil && !vanished(err) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

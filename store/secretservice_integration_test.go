@@ -126,3 +126,31 @@ func TestKeychainIntegrationPythonKeyring(t *testing.T) {
 		t.Errorf("Get after Delete = %v, want ErrNotFound", err)
 	}
 }
+
+// TestSecretServiceVanishingItems: items another process deletes between
+// this one's search and its read or delete are "not found", never a
+// failure that would make the Keychain give up the keychain.
+func TestSecretServiceVanishingItems(t *testing.T) {
+	needSecretService(t)
+	service := "mcp-oauth-proxy-test-" + rand.Text()
+	t.Cleanup(func() { _ = keyring.DeleteAll(service) })
+	var ss secretService
+	for round := range 30 {
+		if err := ss.Set(service, "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 3)
+		for _, op := range []func() error{
+			func() error { return ss.Delete(service, "k") },
+			func() error { return ss.Delete(service, "k") },
+			func() error { _, err := ss.Get(service, "k"); return err },
+		} {
+			go func() { errs <- op() }()
+		}
+		for range 3 {
+			if err := <-errs; err != nil && !errors.Is(err, keyring.ErrNotFound) {
+				t.Fatalf("round %d: %v, want nil or not found", round, err)
+			}
+		}
+	}
+}
