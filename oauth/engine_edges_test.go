@@ -650,6 +650,99 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 	wantFirstLoginOnly(t, f)
 }
 
+// TestEngineAdoptedTokenKeepsTheRefreshToken: fast-agent before 0.10
+// stores a refreshed token without its refresh token (null). This process
+// uses that token, and keeps refreshing with the refresh token it holds
+// instead of sending the user to a browser login at the next expiry.
+func TestEngineAdoptedTokenKeepsTheRefreshToken(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{IssueRefreshTokens: true}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	client, _, err := (&Credentials{Store: f.store}).Client(Identity(f.srv.URL))
+	if err != nil || client == nil {
+		t.Fatalf("stored client = %v, %v", client, err)
+	}
+	f.as.ExpireAccessTokens()
+	theirs, _ := f.as.IssueTokens(client.ClientID, "", f.rs.Endpoint)
+	if err := (&Credentials{Store: f.store}).SaveToken(Identity(f.srv.URL),
+		&Token{AccessToken: theirs, TokenType: "Bearer", ExpiresIn: 3600}); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+		t.Fatalf("call after the other process's refresh = %d, %v", status, err)
+	}
+	if cur := f.h.Current(); cur == nil || cur.AccessToken != theirs || cur.RefreshToken == "" {
+		t.Fatalf("current = %+v, want the other process's token with our refresh token", cur)
+	}
+	f.advance(2 * freshLogin)
+	f.as.ExpireAccessTokens()
+	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+		t.Fatalf("call after the next expiry = %d, %v", status, err)
+	}
+	if n := f.as.CountGrant("refresh_token"); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+	wantFirstLoginOnly(t, f)
+}
+
+// slowSaves is a store whose token writes land late, as another process's
+// save does while this one's refresh is refused.
+type slowSaves struct {
+	Store
+	key   string
+	delay time.Duration
+}
+
+func (s slowSaves) Set(key string, value []byte) error {
+	if key == s.key {
+		time.Sleep(s.delay)
+	}
+	return s.Store.Set(key, value)
+}
+
+// TestEngineRefreshRaceWithRotation: two processes refresh the same token
+// at a server that rotates refresh tokens. The second is refused
+// (invalid_grant) while the first is still saving its result; it waits
+// for that save and uses the token, rather than dropping its own and
+// leaving the user a browser login.
+func TestEngineRefreshRaceWithRotation(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{as: oauthtest.AuthServerOptions{
+		IssueRefreshTokens: true, RotateRefreshTokens: true}})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	winnerEngine := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{t}), Now: f.engine.Now}
+	t.Cleanup(winnerEngine.Close)
+	srv := f.srv
+	srv.Store = slowSaves{Store: f.store, key: TokensKey(Identity(f.srv.URL)), delay: 300 * time.Millisecond}
+	winner := winnerEngine.Handler(srv)
+	if _, err := winner.Token(ctx); err != nil { // it reads the login's token
+		t.Fatal(err)
+	}
+	f.advance(time.Hour - 30*time.Second)
+	won := refreshNow(t, winner)
+	for f.as.CountGrant("refresh_token") < 1 {
+		time.Sleep(time.Millisecond) // the winner has redeemed the refresh token
+	}
+	lost := refreshNow(t, f.h)
+	<-lost.done
+	<-won.done
+	if won.err != nil || lost.err != nil {
+		t.Fatalf("refreshes: %v, %v; want both to end with the winner's token", won.err, lost.err)
+	}
+	w, l, stored := winner.Current(), f.h.Current(), f.stored()
+	if w == nil || l == nil || stored == nil || l.AccessToken != w.AccessToken || stored.AccessToken != w.AccessToken {
+		t.Errorf("winner %+v, loser %+v, stored %+v; want the winner's token everywhere", w, l, stored)
+	}
+	if n := f.as.CountGrant("refresh_token"); n != 2 {
+		t.Errorf("%d refresh requests, want 2 (the second refused)", n)
+	}
+	wantFirstLoginOnly(t, f)
+}
+
 // A token this process could not save leaves an older record in the store;
 // that record is not mistaken for another process's newer one.
 func TestEngineRefreshAfterAFailedSave(t *testing.T) {

@@ -466,13 +466,12 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 		var te *TokenError
 		switch {
 		case errors.As(err, &te) && te.Code == "invalid_grant":
-			if stored := h.storedByOthers(from); stored != nil {
-				// Another process rotated it meanwhile.
+			if stored := h.rotatedByOthers(ctx, old, from); stored != nil {
 				return h.commitRefresh(old, stored, false)
 			}
-			h.drop(old, "the refresh token was rejected; dropping it", false)
+			h.drop(old, "the refresh token was rejected; dropping it", false, from)
 		case errors.As(err, &te) && (te.Code == "invalid_client" || te.Code == "unauthorized_client"):
-			h.drop(old, "the client registration was rejected; dropping it", true)
+			h.drop(old, "the client registration was rejected; dropping it", true, from)
 		default:
 			h.refreshFailed(err)
 		}
@@ -506,6 +505,14 @@ func (h *Handler) commitRefresh(old, tok *Token, save bool) (*Token, error) {
 	} else {
 		h.e.logger().Info("using the token another process refreshed", "server", h.target())
 		h.setSeen(tok.AccessToken)
+		if tok.RefreshToken == "" && old != nil && old.RefreshToken != "" {
+			// fast-agent before 0.10 writes a refreshed token without the
+			// refresh token, which the server did not rotate: it is the
+			// one this process holds, and it refreshes the new token too.
+			t := *tok
+			t.RefreshToken = old.RefreshToken
+			tok = &t
+		}
 	}
 	st.current.Store(tok)
 	st.commit.Unlock()
@@ -523,6 +530,31 @@ func (h *Handler) commitRefresh(old, tok *Token, save bool) (*Token, error) {
 // a second proxy, `auth login`) wrote it since this one last read or wrote
 // the record, and it is not tok; else nil. With rotating refresh tokens,
 // only the latest refresh token is still good.
+// rotatedByOthers returns the token another process stored after
+// redeeming from's refresh token first, as a server that rotates refresh
+// tokens answers the second redemption with invalid_grant. That process
+// may still be saving it, so the store is read again after a moment
+// before the refresh token is taken for dead.
+func (h *Handler) rotatedByOthers(ctx context.Context, old, from *Token) *Token {
+	for i := 0; ; i++ {
+		if stored := h.storedByOthers(from); stored != nil && stored.AccessToken != old.AccessToken {
+			return stored
+		}
+		if i == 1 {
+			return nil
+		}
+		select {
+		case <-time.After(othersSaveWait):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// othersSaveWait is how long another process's save of a token it has
+// just received may take: a keychain write takes milliseconds.
+const othersSaveWait = time.Second
+
 func (h *Handler) storedByOthers(tok *Token) *Token {
 	st := h.st
 	stored, _, err := st.creds.Token(st.candidates...)
@@ -574,7 +606,14 @@ func (h *Handler) refreshClient() (*ClientInfo, error) {
 // client its client registration, unless a login or logout has already
 // replaced old. Every key form is deleted: a record left under a legacy
 // key would be read again as another process's token.
-func (h *Handler) drop(old *Token, why string, client bool) {
+func (h *Handler) drop(old *Token, why string, client bool, refused ...*Token) {
+	// Another process may have stored a new token since this one's was
+	// refused: it is used, not deleted.
+	if stored := h.storedByOthers(old); stored != nil &&
+		!slices.ContainsFunc(refused, func(t *Token) bool { return t.AccessToken == stored.AccessToken }) {
+		h.commitRefresh(old, stored, false)
+		return
+	}
 	st := h.st
 	st.commit.Lock()
 	defer st.commit.Unlock()
