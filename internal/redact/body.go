@@ -242,7 +242,8 @@ func appendQuoted(dst []byte, s string) []byte {
 }
 
 // secretNames is the alternation of the secret field names for the text
-// patterns, longest first, with "_" also matching "-".
+// patterns, longest first, with "_" also matching "-", then the names
+// IsSecretField tells by their ending.
 var secretNames = func() string {
 	names := make([]string, 0, len(secretFields))
 	for n := range secretFields {
@@ -259,6 +260,8 @@ var secretNames = func() string {
 	for i, n := range names {
 		names[i] = strings.ReplaceAll(regexp.QuoteMeta(n), "_", "[_-]")
 	}
+	// The endings of IsSecretField, and its short names.
+	names = append(names, `[a-z0-9_-]*?(?:token|secret|passw(?:or)?d|(?:api|access|secret|private)[_-]?key)`, "key", "sig", "signature")
 	return strings.Join(names, "|")
 }()
 

@@ -31,18 +31,50 @@ var secretFields = map[string]bool{
 	"sessionid":                 true,
 }
 
+// secretSuffixes end the names of fields that hold secrets, whatever comes
+// before, compared as normalName spells them: tavilyApiKey, x-api-key,
+// auth_token, clientSecret. token_type and max_tokens do not end so.
+var secretSuffixes = []string{"token", "secret", "password", "passwd", "apikey", "accesskey", "secretkey", "privatekey"}
+
+// normalSecrets are secretFields as normalName spells them, and a few
+// names too short to be told by their ending: a bare key, a signature.
+var normalSecrets = func() map[string]bool {
+	m := map[string]bool{"key": true, "sig": true, "signature": true}
+	for n := range secretFields {
+		m[normalName(n)] = true
+	}
+	return m
+}()
+
+var separators = strings.NewReplacer("-", "", "_", "")
+
+// normalName is name in lower case without "-" and "_".
+func normalName(name string) string {
+	return separators.Replace(strings.ToLower(name))
+}
+
 // IsSecretField reports whether a query, form or JSON field called name
 // holds a secret: code, code_verifier, state, access_token, refresh_token,
-// id_token, client_secret, token and a few more credential names, in any
-// case, with "-" and "_" alike.
+// id_token, client_secret, token and a few more credential names, and any
+// name ending in token, secret, password or API key (tavilyApiKey,
+// x-auth-token), in any case, with "-", "_" or neither between words.
 func IsSecretField(name string) bool {
 	if secretFields[name] { // the common, already normal spelling
 		return true
 	}
-	if len(name) > 32 {
+	if len(name) > 64 {
 		return false
 	}
-	return secretFields[strings.ReplaceAll(strings.ToLower(name), "-", "_")]
+	n := normalName(name)
+	if normalSecrets[n] {
+		return true
+	}
+	for _, suffix := range secretSuffixes {
+		if strings.HasSuffix(n, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsSecretHeader reports whether the values of the header called name are

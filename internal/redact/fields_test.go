@@ -107,15 +107,36 @@ func TestRequestURL(t *testing.T) {
 
 func TestIsSecret(t *testing.T) {
 	for _, name := range []string{"code", "CODE", "code_verifier", "state", "access_token", "Refresh-Token",
-		"id_token", "client_secret", "token", "registration_access_token"} {
+		"id_token", "client_secret", "token", "registration_access_token",
+		// API keys and tokens in hosted MCP servers' URLs and in bodies.
+		"tavilyApiKey", "exaApiKey", "key", "x-api-key", "accessToken", "auth_token", "clientSecret", "sig", "db_password"} {
 		if !IsSecretField(name) {
 			t.Errorf("IsSecretField(%q) = false", name)
 		}
 	}
 	for _, name := range []string{"code_challenge", "token_type", "token_endpoint", "grant_type", "client_id",
-		"expires_in", "scope", "redirect_uri", "resource", "method", "id", strings.Repeat("token", 10)} {
+		"expires_in", "scope", "redirect_uri", "resource", "method", "id", "max_tokens", "tokens", "input_tokens",
+		"client_secret_expires_at", "token_endpoint_auth_method", "keys", "monkey", strings.Repeat("x", 65) + "token"} {
 		if IsSecretField(name) {
 			t.Errorf("IsSecretField(%q) = true", name)
+		}
+	}
+}
+
+// API keys in hosted MCP servers' URLs (Tavily's, Exa's) and in bodies are
+// hidden whatever they are called, as long as the name says key or token.
+func TestSecretsByTheirNamesEnding(t *testing.T) {
+	if got, want := URLString("https://mcp.tavily.com/mcp/?tavilyApiKey=tvly-S&x=1"), "https://mcp.tavily.com/mcp/?tavilyApiKey="+fp("tvly-S")+"&x=1"; got != want {
+		t.Errorf("URLString = %q, want %q", got, want)
+	}
+	for in, want := range map[string]string{
+		"exaApiKey=e-S&x=1":                      "exaApiKey=" + fp("e-S") + "&x=1",
+		`{"accessToken": "a-S", "max_tokens": 5`: `{"accessToken": "` + fp("a-S") + `", "max_tokens": 5`,
+		"see https://h/mcp?key=k-S for details":  "see https://h/mcp?key=" + fp("k-S") + " for details",
+		"max_tokens=5&token_type=Bearer":         "max_tokens=5&token_type=Bearer",
+	} {
+		if got := Text(in); got != want {
+			t.Errorf("Text(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
