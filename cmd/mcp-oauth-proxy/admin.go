@@ -281,6 +281,18 @@ func printable(s string) string {
 	}, s)
 }
 
+// printableLines is printable that keeps line breaks and tabs, for
+// messages of several lines. Errors carry text that authorization servers
+// choose (error_description), which must not drive the terminal either.
+func printableLines(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
 // printLiveStatus prints serve's servers and the logins they wait on.
 func (a *app) printLiveStatus(l *liveStatus) error {
 	fmt.Fprintf(a.stdout, "Running serve (live, from its status page %s):\n\n", l.StatusPage)

@@ -70,7 +70,7 @@ func (a *app) login(cmd *cobra.Command, target string, flags *authFlags, eng eng
 	fmt.Fprintf(a.stdout, "Stored in:  %s, as %s\n", kc.Status().Backend, oauth.TokensKey(redact.URL(id)))
 	fmt.Fprintf(a.stdout, "Expires:    %s\n", describeExpiry(tok, time.Now()))
 	if tok.Scope != "" {
-		fmt.Fprintf(a.stdout, "Scope:      %s\n", tok.Scope)
+		fmt.Fprintf(a.stdout, "Scope:      %s\n", printable(tok.Scope)) // as the server wrote it
 	}
 	return nil
 }

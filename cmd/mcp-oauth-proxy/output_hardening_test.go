@@ -226,3 +226,31 @@ proxy:
 		})
 	}
 }
+
+// An authorization server's error text reaches the terminal in auth
+// login's error; its control characters (an OSC 52 sequence writes the
+// clipboard in many terminals) are shown as "?", not sent.
+func TestHardeningNoTerminalEscapesFromServers(t *testing.T) {
+	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{})
+	rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+	as.FailNext(oauthtest.EndpointToken, http.StatusBadRequest,
+		`{"error":"invalid_grant","error_description":"\u001b]52;c;ZWNobyBwd25lZA==\u0007"}`)
+	stderr, wait := startCLI(t, newFakeKeychain(), "auth", "login", rs.Endpoint, "--redirect-port", strconv.Itoa(freePort(t)))
+	link, err := stderr.NextLink(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.FollowLink(t.Context(), link); err != nil {
+		t.Fatal(err)
+	}
+	r := wait()
+	if r.code == 0 || !strings.Contains(r.stderr, "invalid_grant") {
+		t.Fatalf("auth login: exit %d\n%s", r.code, r.stderr)
+	}
+	if strings.ContainsAny(r.stderr, "\x1b\x07") {
+		t.Errorf("the server's control characters reached the terminal: %q", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "?]52;c;ZWNobyBwd25lZA==?") {
+		t.Errorf("the server's text is not shown with the controls replaced: %q", r.stderr)
+	}
+}

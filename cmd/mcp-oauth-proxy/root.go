@@ -63,11 +63,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 	var ex exitError
 	if errors.As(err, &ex) {
 		if ex.err != nil {
-			fmt.Fprintf(a.stderr, "mcp-oauth-proxy: %v\n", ex.err)
+			fmt.Fprintf(a.stderr, "mcp-oauth-proxy: %s\n", printableLines(ex.err.Error()))
 		}
 		return ex.code
 	}
-	fmt.Fprintf(a.stderr, "mcp-oauth-proxy: %v\n", err)
+	fmt.Fprintf(a.stderr, "mcp-oauth-proxy: %s\n", printableLines(err.Error()))
 	return 1
 }
 

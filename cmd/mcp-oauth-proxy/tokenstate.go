@@ -39,7 +39,7 @@ func (s tokenState) String() string {
 		text = "present, expires in " + humanDuration(time.Duration(*s.ExpiresInSeconds)*time.Second)
 	}
 	if s.Scope != "" {
-		text += ", scope: " + s.Scope
+		text += ", scope: " + printable(s.Scope)
 	}
 	return text
 }
