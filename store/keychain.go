@@ -98,11 +98,16 @@ type Backend interface {
 //     It cannot be mistaken for JSON. A value that itself starts with
 //     "mcp-oauth-proxy-chunked:" is always chunked, so it cannot be mistaken
 //     for a header.
-//   - The parts of the value replaced are deleted last.
+//   - The parts of the value replaced are deleted last, unless another
+//     process has written the key meanwhile (its header is there): its
+//     parts may be where the replaced ones were.
 //
-// Get reassembles the parts and checks the hash. A missing part, a hash
-// mismatch or an unreadable header makes the value absent (ErrNotFound,
-// with a warning); a truncated value is never returned. Delete removes the
+// Get reassembles the parts and checks the hash. When a part is missing
+// or the hash does not match, it reads the header again: another process
+// may have replaced the value meanwhile, and then the new one is read. A
+// missing part, a hash mismatch or an unreadable header that stays makes
+// the value absent (ErrNotFound, with a warning); a truncated value is
+// never returned. Delete removes the
 // header and the parts. Keys should not end in "#<number>", which would
 // collide with parts.
 type Keychain struct {
@@ -309,32 +314,50 @@ func (k *Keychain) logger() *slog.Logger {
 }
 
 func (k *Keychain) get(key string) ([]byte, error) {
-	s, err := k.call(func() (string, error) { return k.backend.Get(k.service, key) })
-	if err != nil {
-		return nil, err
+	getKey := func() (string, error) { return k.backend.Get(k.service, key) }
+	s, err := k.call(getKey)
+	for attempt := 0; ; attempt++ {
+		if err != nil {
+			return nil, err
+		}
+		span, chunked, herr := parseChunkHeader(s)
+		if !chunked {
+			return []byte(s), nil
+		}
+		if herr != nil {
+			return nil, k.damaged(key, herr)
+		}
+		v, problem, err := k.getParts(key, span)
+		if err != nil || problem == nil {
+			return v, err
+		}
+		// Another process may have replaced the value while its parts
+		// were read, and deleted them: its header is new then.
+		again, err2 := k.call(getKey)
+		if attempt == 2 || err2 == nil && again == s {
+			return nil, k.damaged(key, problem)
+		}
+		s, err = again, err2
 	}
-	span, chunked, err := parseChunkHeader(s)
-	if !chunked {
-		return []byte(s), nil
-	}
-	if err != nil {
-		return nil, k.damaged(key, err)
-	}
-	var v []byte
+}
+
+// getParts reads the parts span names and checks them against its sum.
+// A missing part or a wrong sum is a problem, not an error.
+func (k *Keychain) getParts(key string, span chunkSpan) (v []byte, problem, err error) {
 	for i := range span.parts {
 		p, err := k.call(func() (string, error) { return k.backend.Get(k.service, partKey(key, span.start+i)) })
 		if errors.Is(err, ErrNotFound) {
-			return nil, k.damaged(key, fmt.Errorf("part %d of %d is missing", i, span.parts))
+			return nil, fmt.Errorf("part %d of %d is missing", i, span.parts), nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v = append(v, p...)
 	}
 	if err := verifyChunks(v, span.sum); err != nil {
-		return nil, k.damaged(key, err)
+		return nil, err, nil
 	}
-	return v, nil
+	return v, nil, nil
 }
 
 // damaged warns about an unreadable chunked value and reports it absent.
@@ -352,8 +375,9 @@ func (k *Keychain) set(key string, value []byte) error {
 	oldSpan, _, _ := parseChunkHeader(old) // zero unless a readable header
 
 	whole := !bytes.HasPrefix(value, []byte(chunkPrefix)) && (k.limit == 0 || len(value) <= k.limit)
+	wrote := string(value) // what this write leaves under key
 	if whole {
-		err := k.call0(func() error { return k.backend.Set(k.service, key, string(value)) })
+		err := k.call0(func() error { return k.backend.Set(k.service, key, wrote) })
 		switch {
 		case err == nil:
 		case errors.Is(err, keyring.ErrSetDataTooBig) && !k.neverChunk:
@@ -365,11 +389,20 @@ func (k *Keychain) set(key string, value []byte) error {
 		}
 	}
 	if !whole {
-		if err := k.setChunked(key, value, oldSpan); err != nil {
+		if wrote, err = k.setChunked(key, value, oldSpan); err != nil {
 			return err
 		}
 	}
-	// The new parts never overlap the old ones (see nextStart).
+	if oldSpan.parts == 0 {
+		return nil
+	}
+	// Another process may have written the key since this write read
+	// it, placing its parts where the old ones are: they are its to
+	// delete then. (The new parts never overlap the old ones; see
+	// nextStart.)
+	if cur, err := k.call(func() (string, error) { return k.backend.Get(k.service, key) }); err != nil || cur != wrote {
+		return err
+	}
 	return k.deleteParts(key, oldSpan.start, oldSpan.end())
 }
 
@@ -377,23 +410,24 @@ func (k *Keychain) set(key string, value []byte) error {
 // size while the keychain answers "too big" (on macOS the key length
 // counts against the limit too). The parts go where old's are not, so a
 // write that stops halfway leaves the old value readable.
-func (k *Keychain) setChunked(key string, value []byte, old chunkSpan) error {
+func (k *Keychain) setChunked(key string, value []byte, old chunkSpan) (header string, err error) {
 	for size := k.chunkSize; ; size /= 2 {
 		parts := splitChunks(value, size)
 		if len(parts) > maxParts {
-			return tooLarge(key, value)
+			return "", tooLarge(key, value)
 		}
 		start := nextStart(old, len(parts))
-		written, err := k.writeChunks(key, start, parts, chunkHeader(start, len(parts), value))
+		header := chunkHeader(start, len(parts), value)
+		written, err := k.writeChunks(key, start, parts, header)
 		if !errors.Is(err, keyring.ErrSetDataTooBig) {
-			return err
+			return header, err
 		}
 		// The retry may start elsewhere: remove what this attempt wrote.
 		if err := k.deleteParts(key, start, start+written); err != nil {
-			return err
+			return "", err
 		}
 		if size/2 < minChunkSize {
-			return tooLarge(key, value)
+			return "", tooLarge(key, value)
 		}
 	}
 }

@@ -766,3 +766,56 @@ func TestMemoryStatus(t *testing.T) {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
 }
+
+// Two processes on one chunked key: a read that overlaps another
+// process's rewrite (which deletes the parts the read is after) reads the
+// new value instead of taking the key for damaged, and a rewrite that
+// another process's write overtakes leaves that write's parts alone.
+func TestKeychainChunkedRace(t *testing.T) {
+	v0, v1, v2 := bigValue(5000), bigValue(7000), bigValue(4000)
+	newPair := func(t *testing.T) (f *fakeBackend, a, b *Keychain) {
+		f = &fakeBackend{}
+		a, logA := newFakeKeychain(f)
+		b, logB := newFakeKeychain(f)
+		a.MaxValueSize, b.MaxValueSize = 2000, 2000
+		checkKeychainInUse(t, a, logA)
+		checkKeychainInUse(t, b, logB)
+		mustSet(t, a, "k", v0)
+		return f, a, b
+	}
+	var armed atomic.Bool
+	t.Run("read during a rewrite", func(t *testing.T) {
+		f, a, b := newPair(t)
+		armed.Store(true)
+		f.hook = func(op, _, user string) error {
+			if op == "get" && user == partKey("k", 1) && armed.CompareAndSwap(true, false) {
+				mustSet(t, a, "k", v1) // deletes the parts b is reading
+			}
+			return nil
+		}
+		wantValue(t, b, "k", v1)
+	})
+	t.Run("write overtaken by another", func(t *testing.T) {
+		f, a, b := newPair(t)
+		armed.Store(true)
+		var headerSet bool
+		f.hook = func(op, _, user string) error {
+			// Right after a has written its header, before it deletes
+			// v0's parts [0,3), b writes v2 there: 3 parts fit below a's
+			// parts [3,7).
+			if !armed.Load() {
+				return nil
+			}
+			if headerSet && armed.CompareAndSwap(true, false) {
+				mustSet(t, b, "k", v2)
+			}
+			headerSet = headerSet || op == "set" && user == "k"
+			return nil
+		}
+		mustSet(t, a, "k", v1)
+		if armed.Load() {
+			t.Fatal("b never wrote")
+		}
+		wantValue(t, a, "k", v2)
+	})
+}
