@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/store"
 )
 
 // wantFirstLoginOnly checks that the authorization server saw one
@@ -683,6 +684,74 @@ func TestEngineAdoptedTokenKeepsTheRefreshToken(t *testing.T) {
 	}
 	if n := f.as.CountGrant("refresh_token"); n != 1 {
 		t.Errorf("%d refreshes, want 1", n)
+	}
+	wantFirstLoginOnly(t, f)
+}
+
+// flakyKeychain is a keychain backend whose next Get fails once when
+// failNext is set, as a keychain that stops answering does.
+type flakyKeychain struct {
+	mu       sync.Mutex
+	m        map[string]string
+	failNext bool
+}
+
+func (k *flakyKeychain) Get(service, user string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failNext {
+		k.failNext = false
+		return "", errors.New("keychain locked")
+	}
+	v, ok := k.m[service+"\x00"+user]
+	if !ok {
+		return "", store.ErrNotFound
+	}
+	return v, nil
+}
+
+func (k *flakyKeychain) Set(service, user, password string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m[service+"\x00"+user] = password
+	return nil
+}
+
+func (k *flakyKeychain) Delete(service, user string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.m, service+"\x00"+user)
+	return nil
+}
+
+// TestEngineRefreshAfterTheKeychainFails: once the keychain fails, the
+// process keeps its values in memory, where the client registration is
+// not. The token is still refreshed with the registration it was obtained
+// with, rather than a browser login and a new registration.
+func TestEngineRefreshAfterTheKeychainFails(t *testing.T) {
+	kc := &flakyKeychain{m: map[string]string{}}
+	f := newEngineFixture(t, fixtureOptions{
+		as:     oauthtest.AuthServerOptions{IssueRefreshTokens: true},
+		server: func(s *Server) { s.Store = &store.Keychain{Backend: kc, Logger: newTestLogger(testWriter{t})} },
+	})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	kc.mu.Lock()
+	kc.failNext = true
+	kc.mu.Unlock()
+	f.advance(time.Hour - 30*time.Second)
+	fl := refreshNow(t, f.h)
+	<-fl.done
+	if fl.err != nil {
+		t.Fatalf("refresh after the keychain failed: %v", fl.err)
+	}
+	if n := f.as.CountGrant("refresh_token"); n != 1 {
+		t.Errorf("%d refreshes, want 1", n)
+	}
+	if n := f.as.Count(oauthtest.EndpointRegister); n != 1 {
+		t.Errorf("%d registrations, want the login's only", n)
 	}
 	wantFirstLoginOnly(t, f)
 }

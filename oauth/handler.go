@@ -56,6 +56,7 @@ type identityState struct {
 	dropped       string               // access token last dropped as dead; never adopted again
 	seen          string               // access token of the stored record this process last read or wrote
 	refused       map[string]time.Time // scope sets a step-up did not get, and when
+	client        *ClientInfo          // the registration this process last logged in or refreshed with
 	retryRefresh  time.Time            // no proactive refresh before this (backoff)
 	failures      int                  // consecutive transient refresh failures
 }
@@ -147,6 +148,9 @@ func (h *Handler) Logout() error {
 	defer h.st.commit.Unlock()
 	h.st.gen++
 	h.st.current.Store(nil)
+	h.st.mu.Lock()
+	h.st.client = nil
+	h.st.mu.Unlock()
 	_, err := h.st.creds.Forget(h.st.candidates...)
 	return err
 }
@@ -593,12 +597,26 @@ func (h *Handler) refreshClient() (*ClientInfo, error) {
 		return &ClientInfo{ClientID: h.srv.ClientID, ClientSecret: h.srv.ClientSecret}, nil
 	}
 	ci, _, err := h.st.creds.Client(h.st.candidates...)
+	if ci == nil {
+		// A keychain given up mid-run answers from memory, where the
+		// registration is not: the one this process logged in with
+		// still refreshes its token.
+		h.st.mu.Lock()
+		cached := h.st.client
+		h.st.mu.Unlock()
+		if cached != nil {
+			return cached, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	if ci == nil {
 		return nil, fmt.Errorf("oauth: no client registration stored for %s", h.st.identity)
 	}
+	h.st.mu.Lock()
+	h.st.client = ci
+	h.st.mu.Unlock()
 	return ci, nil
 }
 
@@ -639,6 +657,11 @@ func (h *Handler) forgetClient() {
 // deleteStored deletes the stored token and the client registration, as
 // asked, under every key form of the identity. h.st.commit is held.
 func (h *Handler) deleteStored(token, client bool) {
+	if client {
+		h.st.mu.Lock()
+		h.st.client = nil
+		h.st.mu.Unlock()
+	}
 	for _, id := range h.st.candidates {
 		if client {
 			if err := h.st.creds.DeleteClient(id); err != nil {

@@ -144,6 +144,11 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 			}
 		}
 		tok, err := h.authorize(ctx, f, disc, client, scope)
+		if err == nil && h.srv.ClientID == "" {
+			st.mu.Lock()
+			st.client = client
+			st.mu.Unlock()
+		}
 		if cur := st.current.Load(); err != nil && !registered && h.srv.ClientID == "" &&
 			errors.Is(ctx.Err(), context.DeadlineExceeded) && (cur == nil || cur.RefreshToken == "") {
 			// The user never came back. An authorization server that has
