@@ -688,6 +688,53 @@ func TestEngineAdoptedTokenKeepsTheRefreshToken(t *testing.T) {
 	wantFirstLoginOnly(t, f)
 }
 
+// TestEngineLoginElsewhereEndsTheWait: while serve's login waits for the
+// user, auth login (another process, its own callback port) logs in. The
+// requests waiting for serve's login go on with that token, instead of
+// waiting until serve's login times out.
+func TestEngineLoginElsewhereEndsTheWait(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true, timeout: time.Minute})
+	ctx := f.ctx()
+	done := make(chan error, 1)
+	go func() {
+		status, err := f.call(ctx, f.h, "initialize")
+		if err == nil && status != 200 {
+			err = fmt.Errorf("status %d", status)
+		}
+		done <- err
+	}()
+	if _, err := f.stderr.NextLink(ctx); err != nil { // serve's login waits
+		t.Fatal(err)
+	}
+	other := &Engine{Stderr: new(oauthtest.Buffer), Logger: newTestLogger(testWriter{t})}
+	t.Cleanup(other.Close)
+	srv := f.srv
+	srv.RedirectPort = freePort(t)
+	go func() {
+		link, err := other.Stderr.(*oauthtest.Buffer).NextLink(ctx)
+		if err == nil {
+			_, err = f.as.FollowLink(ctx, link)
+		}
+		if err != nil && ctx.Err() == nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := other.Handler(srv).Login(ctx); err != nil {
+		t.Fatalf("the other process's login: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the waiting request: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting request still waits for serve's own login")
+	}
+	if f.h.Current() == nil || f.h.Current().AccessToken != f.stored().AccessToken {
+		t.Errorf("current = %+v, want the stored token", f.h.Current())
+	}
+}
+
 // flakyKeychain is a keychain backend whose next Get fails once when
 // failNext is set, as a keychain that stops answering does.
 type flakyKeychain struct {

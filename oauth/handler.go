@@ -375,10 +375,24 @@ func (h *Handler) Login(ctx context.Context) (*Token, error) {
 }
 
 func (h *Handler) waitLogin(ctx context.Context, f *flight) (bool, error) {
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return false, &LoginError{Target: h.target(), Link: f.Link(), Err: ErrLoginPending}
+	cur := h.st.current.Load()
+	poll := time.NewTicker(storedPoll)
+	defer poll.Stop()
+wait:
+	for {
+		select {
+		case <-f.done:
+			break wait
+		case <-ctx.Done():
+			return false, &LoginError{Target: h.target(), Link: f.Link(), Err: ErrLoginPending}
+		case <-poll.C:
+			// Another process (auth login, fast-agent) may have logged in
+			// meanwhile; its token ends the wait, while the login here
+			// stays open for the user who follows its link after all.
+			if c := h.st.current.Load(); c != nil && c != cur || h.adoptStored(cur, f.scope) != nil {
+				return true, nil
+			}
+		}
 	}
 	if f.err != nil {
 		var le *LoginError
@@ -554,6 +568,10 @@ func (h *Handler) rotatedByOthers(ctx context.Context, old, from *Token) *Token 
 		}
 	}
 }
+
+// storedPoll is how often a request waiting for a login looks for a token
+// another process has stored.
+const storedPoll = 2 * time.Second
 
 // othersSaveWait is how long another process's save of a token it has
 // just received may take: a keychain write takes milliseconds.
