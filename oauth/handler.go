@@ -544,10 +544,6 @@ func (h *Handler) commitRefresh(old, tok *Token, save bool) (*Token, error) {
 	return tok, nil
 }
 
-// storedByOthers returns the stored token when another process (fast-agent,
-// a second proxy, `auth login`) wrote it since this one last read or wrote
-// the record, and it is not tok; else nil. With rotating refresh tokens,
-// only the latest refresh token is still good.
 // rotatedByOthers returns the token another process stored after
 // redeeming from's refresh token first, as a server that rotates refresh
 // tokens answers the second redemption with invalid_grant. That process
@@ -577,6 +573,10 @@ const storedPoll = 2 * time.Second
 // just received may take: a keychain write takes milliseconds.
 const othersSaveWait = time.Second
 
+// storedByOthers returns the stored token when another process (fast-agent,
+// a second proxy, `auth login`) wrote it since this one last read or wrote
+// the record, and it is not tok; else nil. With rotating refresh tokens,
+// only the latest refresh token is still good.
 func (h *Handler) storedByOthers(tok *Token) *Token {
 	st := h.st
 	stored, _, err := st.creds.Token(st.candidates...)
@@ -641,10 +641,10 @@ func (h *Handler) refreshClient() (*ClientInfo, error) {
 // drop forgets old, which the authorization server has rejected, and with
 // client its client registration, unless a login or logout has already
 // replaced old. Every key form is deleted: a record left under a legacy
-// key would be read again as another process's token.
+// key would be read again as another process's token. A token another
+// process has stored since, other than old and the refused ones, is used
+// instead, and nothing is deleted.
 func (h *Handler) drop(old *Token, why string, client bool, refused ...*Token) {
-	// Another process may have stored a new token since this one's was
-	// refused: it is used, not deleted.
 	if stored := h.storedByOthers(old); stored != nil &&
 		!slices.ContainsFunc(refused, func(t *Token) bool { return t.AccessToken == stored.AccessToken }) {
 		h.commitRefresh(old, stored, false)
