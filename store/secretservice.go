@@ -104,6 +104,9 @@ func vanished(err error) bool {
 // newestItem returns the most recently modified of items (the first of
 // them when their times cannot be read or are equal).
 func newestItem(svc *ss.SecretService, items []dbus.ObjectPath) dbus.ObjectPath {
+	if len(items) == 1 {
+		return items[0] // the usual case: no call to make
+	}
 	best, bestTime := items[0], uint64(0)
 	for _, item := range items {
 		v, err := svc.Object("org.freedesktop.secrets", item).GetProperty("org.freedesktop.Secret.Item.Modified")
