@@ -4,8 +4,11 @@
 # non-root user, config mounted read-only. See docs/sidecar.md.
 #
 #   docker build -t mcp-oauth-proxy .
-#   docker run --rm -v "$PWD/fastagent.config.yaml:/config/fastagent.config.yaml:ro" \
-#     -p 127.0.0.1:8101:8101 mcp-oauth-proxy
+#   docker run --rm -it -v "$PWD/fastagent.config.yaml:/config/fastagent.config.yaml:ro" \
+#     -p 127.0.0.1:8101:8101 -p 127.0.0.1:3030:3030 -p 127.0.0.1:3029:3029 mcp-oauth-proxy
+#
+# with proxy.listen in the config on 0.0.0.0:8101: 3030 takes the login's
+# redirect, 3029 is the status page; -it lets you paste a callback URL.
 #
 # scripts/docker-build-check.sh runs the `go build` line below, as written,
 # where no container engine is available (CI): keep it on one line.
@@ -31,7 +34,9 @@ VOLUME ["/config"]
 # proxy.listen); 3030 is the default OAuth callback (auth.redirect_port);
 # 3029 is the status page.
 EXPOSE 8101 3030 3029
-USER nonroot:nonroot
+# distroless's nonroot user, by number: Kubernetes' runAsNonRoot can only
+# check a numeric user.
+USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/mcp-oauth-proxy"]
 # Other containers reach the listeners, so they bind beyond loopback; the
 # Host check stays on (add --allow-host NAME for a service name).

@@ -67,6 +67,7 @@ printf '%s' "$final" | grep -Eq '^FROM (gcr\.io/distroless/static[^ ]*|scratch)'
 user=$(printf '%s' "$final" | sed -n 's/^USER //p' | tail -n1)
 case "$user" in
 "" | root | root:* | 0 | 0:*) fail "the runtime stage runs as root" ;;
+*[!0-9:]*) fail "USER $user is not numeric: Kubernetes' runAsNonRoot cannot check a user name" ;;
 esac
 printf '%s' "$final" | grep -Eq '^EXPOSE [0-9]' || fail "the runtime stage EXPOSEs no port"
 

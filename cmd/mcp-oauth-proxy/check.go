@@ -16,7 +16,7 @@ func (a *app) checkCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
 		Short: "Validate the config and show every server, its identity and token",
-		Long: `check loads the config (with fastagent.secrets.yaml and ${VAR} expansion), reports
+		Long: `check loads the config (with its secrets file and ${VAR} expansion), reports
 every problem it finds, and prints one row per configured server: transport, URL, whether
 OAuth is on, where tokens persist, the identity tokens are stored under, the stored token's
 state and the local listen address. It never prints a secret and needs no network.`,

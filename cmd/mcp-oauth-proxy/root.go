@@ -104,7 +104,7 @@ OS keychain in the layout fast-agent uses, so logins are shared with it.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", defaultConfigPath,
-		"fast-agent config `file`; fastagent.secrets.yaml next to it is merged over it")
+		"fast-agent config `file`; fastagent.secrets.yaml (or fast-agent.secrets.yaml) next to it is merged over it")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log debug details on stderr")
 	root.PersistentFlags().StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text or json")
 	root.AddCommand(a.serveCommand(), a.checkCommand(), a.authCommand())
