@@ -54,11 +54,12 @@ func (s secretService) Get(service, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	session, err := svc.OpenSession()
-	if err != nil {
-		return "", err
-	}
-	defer svc.Close(session)
+	var session dbus.BusObject // opened once there is something to read
+	defer func() {
+		if session != nil {
+			svc.Close(session)
+		}
+	}()
 	// An item another process deletes between the search and the read
 	// is looked for again: that process may have written a new one.
 	for attempt := 0; ; attempt++ {
@@ -68,6 +69,11 @@ func (s secretService) Get(service, user string) (string, error) {
 		}
 		if len(items) == 0 {
 			return "", keyring.ErrNotFound
+		}
+		if session == nil {
+			if session, err = svc.OpenSession(); err != nil {
+				return "", err
+			}
 		}
 		item := newestItem(svc, items)
 		err = svc.Unlock(item)
