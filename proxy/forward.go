@@ -451,7 +451,7 @@ func (h *handler) localURL(ref string, info *reqInfo) (string, bool) {
 	if u.Scheme == "" { // network-path reference, "//host/path"
 		u.Scheme = h.up.Scheme
 	}
-	if !sameOrigin(u, h.up) {
+	if !onUpstream(u, h.up) {
 		return "", false
 	}
 	l, err := url.Parse("http://" + info.host)
@@ -460,6 +460,19 @@ func (h *handler) localURL(ref string, info *reqInfo) (string, bool) {
 	}
 	u.Scheme, u.Host, u.User = l.Scheme, l.Host, nil
 	return u.String(), true
+}
+
+// onUpstream reports whether u is on the upstream up's origin. Plain http
+// on the default port of an https upstream's host counts too: a server
+// behind a TLS-terminating proxy writes its own URLs (a legacy endpoint, a
+// trailing-slash redirect) with the scheme it is spoken to in. Requests
+// to it still go to up, over https.
+func onUpstream(u, up *url.URL) bool {
+	if sameOrigin(u, up) {
+		return true
+	}
+	return strings.EqualFold(u.Scheme, "http") && strings.EqualFold(up.Scheme, "https") &&
+		strings.EqualFold(u.Hostname(), up.Hostname()) && portOf(u) == "80" && portOf(up) == "443"
 }
 
 // sameOrigin reports whether a and b have the same scheme, host and port.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -380,5 +381,34 @@ func TestBufferedBodyUnwrapped(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{benchBody}, bodies); diff != "" {
 		t.Errorf("bodies (-want +got):\n%s", diff)
+	}
+}
+
+// A server behind a TLS-terminating proxy names itself with http://; that
+// is still the https upstream. Anything else on another scheme, host or
+// port is not.
+func TestOnUpstream(t *testing.T) {
+	up, _ := url.Parse("https://mcp.example.com/sse")
+	for _, tt := range []struct {
+		u    string
+		want bool
+	}{
+		{"https://mcp.example.com/messages?s=1", true},
+		{"https://MCP.example.com:443/messages", true},
+		{"http://mcp.example.com/messages?s=1", true},
+		{"http://mcp.example.com:80/messages", true},
+		{"http://mcp.example.com:8080/messages", false},
+		{"https://mcp.example.com:8443/messages", false},
+		{"http://other.example.com/messages", false},
+		{"ftp://mcp.example.com/messages", false},
+	} {
+		u, _ := url.Parse(tt.u)
+		if got := onUpstream(u, up); got != tt.want {
+			t.Errorf("onUpstream(%s, %s) = %v, want %v", tt.u, up, got, tt.want)
+		}
+	}
+	plain, _ := url.Parse("http://mcp.example.com/sse")
+	if u, _ := url.Parse("https://mcp.example.com/messages"); onUpstream(u, plain) {
+		t.Error("an https URL counts as a plain-http upstream's origin")
 	}
 }
