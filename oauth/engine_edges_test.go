@@ -486,19 +486,26 @@ func TestEngineRefreshIssuerSpellings(t *testing.T) {
 			if n := f.as.CountGrant("refresh_token"); n != 1 {
 				t.Errorf("%d refreshes at the authorization server, want 1", n)
 			}
-			// Later, expired at the server: the next call's 401 is answered
-			// by a refresh, not by another browser login.
-			f.advance(2 * freshLogin)
-			f.as.ExpireAccessTokens()
-			if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
-				t.Fatalf("call after expiry = %d, %v", status, err)
-			}
-			if n := f.as.CountGrant("refresh_token"); n != 2 {
-				t.Errorf("%d refreshes at the authorization server, want 2", n)
-			}
-			wantFirstLoginOnly(t, f)
+			wantRefreshAtExpiry(t, f, 2)
 		})
 	}
+}
+
+// wantRefreshAtExpiry expires the access tokens at the server, later than
+// the last login or refresh, and checks that the next call is answered
+// after a refresh (the server's count of refreshes reaching want), not
+// after another browser login.
+func wantRefreshAtExpiry(t *testing.T, f *engineFixture, want int) {
+	t.Helper()
+	f.advance(2 * freshLogin)
+	f.as.ExpireAccessTokens()
+	if status, err := f.call(f.ctx(), f.h, "tools/list"); status != 200 || err != nil {
+		t.Fatalf("call after the expiry = %d, %v", status, err)
+	}
+	if n := f.as.CountGrant("refresh_token"); n != want {
+		t.Errorf("%d refreshes at the authorization server, want %d", n, want)
+	}
+	wantFirstLoginOnly(t, f)
 }
 
 // TestEngineOtherSchemeNotAuthorized: a 401 that asks only for another
@@ -677,15 +684,7 @@ func TestEngineAdoptedTokenKeepsTheRefreshToken(t *testing.T) {
 	if cur := f.h.Current(); cur == nil || cur.AccessToken != theirs || cur.RefreshToken == "" {
 		t.Fatalf("current = %+v, want the other process's token with our refresh token", cur)
 	}
-	f.advance(2 * freshLogin)
-	f.as.ExpireAccessTokens()
-	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
-		t.Fatalf("call after the next expiry = %d, %v", status, err)
-	}
-	if n := f.as.CountGrant("refresh_token"); n != 1 {
-		t.Errorf("%d refreshes, want 1", n)
-	}
-	wantFirstLoginOnly(t, f)
+	wantRefreshAtExpiry(t, f, 1)
 }
 
 // TestEngineLoginElsewhereEndsTheWait: while serve's login waits for the

@@ -50,7 +50,12 @@ var separators = strings.NewReplacer("-", "", "_", "")
 
 // normalName is name in lower case without "-" and "_".
 func normalName(name string) string {
-	return separators.Replace(strings.ToLower(name))
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '-' || c == '_' || 'A' <= c && c <= 'Z' || c >= 0x80 {
+			return separators.Replace(strings.ToLower(name))
+		}
+	}
+	return name // the usual log attribute key: nothing to change or allocate
 }
 
 // IsSecretField reports whether a query, form or JSON field called name
