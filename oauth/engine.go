@@ -236,14 +236,13 @@ func (s Server) redirectPath() string {
 	return "/callback"
 }
 
-func (s Server) redirectURI() string {
-	return fmt.Sprintf("http://localhost:%d%s", s.redirectPort(), s.redirectPath())
-}
-
-// otherRedirectURIs are the redirect URIs the callback server also
-// receives: the one fast-agent registers (0.4.18 and later).
-func (s Server) otherRedirectURIs() []string {
-	return []string{fmt.Sprintf("http://127.0.0.1:%d%s", s.redirectPort(), s.redirectPath())}
+// redirectURIs are the redirect URIs the callback server receives: ours
+// first, then the one fast-agent registers (0.4.18 and later).
+func (s Server) redirectURIs() []string {
+	return []string{
+		fmt.Sprintf("http://localhost:%d%s", s.redirectPort(), s.redirectPath()),
+		fmt.Sprintf("http://127.0.0.1:%d%s", s.redirectPort(), s.redirectPath()),
+	}
 }
 
 // Handler returns the authorization handler for s. Handlers of servers with

@@ -570,7 +570,7 @@ func TestEngineUsesFastAgentsRegistration(t *testing.T) {
 	if err != nil || stored == nil {
 		t.Fatalf("stored client = %v, %v", stored, err)
 	}
-	want := []string{f.srv.redirectURI(), theirs}
+	want := f.srv.redirectURIs() // ours, then theirs
 	if !slices.Equal(stored.RedirectURIs, want) {
 		t.Errorf("registered redirect URIs %q, want %q", stored.RedirectURIs, want)
 	}

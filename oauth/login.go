@@ -121,6 +121,7 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 		scope = h.chooseScope(disc)
 	}
 	st := h.st
+	uris := h.srv.redirectURIs()
 	for attempt := 0; ; attempt++ {
 		stored, _, err := st.creds.Client(st.candidates...)
 		if err != nil {
@@ -131,8 +132,8 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 			ClientID:          h.srv.ClientID,
 			ClientSecret:      h.srv.ClientSecret,
 			ClientMetadataURL: h.srv.ClientMetadataURL,
-			RedirectURI:       h.srv.redirectURI(),
-			OtherRedirectURIs: h.srv.otherRedirectURIs(),
+			RedirectURI:       uris[0],
+			OtherRedirectURIs: uris[1:],
 			Scope:             h.srv.Scope,
 		}, stored)
 		if err != nil {
@@ -194,9 +195,10 @@ func (h *Handler) authorize(ctx context.Context, f *flight, disc *Discovery, cli
 	state, verifier := NewState(), NewVerifier()
 	// The client's own, when it is a registration that lists only the
 	// other spelling (fast-agent's); a configured client gets ours.
-	redirectURI := redirectURIFor(client, append([]string{h.srv.redirectURI()}, h.srv.otherRedirectURIs()...))
+	uris := h.srv.redirectURIs()
+	redirectURI := redirectURIFor(client, uris)
 	if redirectURI == "" {
-		redirectURI = h.srv.redirectURI()
+		redirectURI = uris[0]
 	}
 	// Expect registers the login even when the port cannot be bound: a
 	// pasted callback can still complete it.

@@ -44,8 +44,8 @@ type ClientOptions struct {
 // client_id_metadata_document_supported; the stored registration when it
 // is still valid (same issuer, RedirectURI or one of OtherRedirectURIs
 // among its redirect URIs, secret not expired); a dynamic registration
-// (RFC 7591) when the server offers
-// one. Otherwise it fails with an error listing the options.
+// (RFC 7591) when the server offers one. Otherwise it fails with an error
+// listing the options.
 //
 // registered reports that ci is new and should be stored (dynamic
 // registrations and metadata-document clients); a configured client is
@@ -56,6 +56,7 @@ func (d *Discoverer) ResolveClient(ctx context.Context, disc *Discovery, opts Cl
 		meta = &AuthServerMetadata{}
 	}
 	redirects := []string{opts.RedirectURI}
+	accepted := append([]string{opts.RedirectURI}, opts.OtherRedirectURIs...)
 
 	if opts.ClientID != "" {
 		return &ClientInfo{
@@ -79,7 +80,7 @@ func (d *Discoverer) ResolveClient(ctx context.Context, disc *Discovery, opts Cl
 	}
 
 	if stored != nil {
-		if why := staleClient(stored, disc, append(redirects, opts.OtherRedirectURIs...), time.Now()); why != "" {
+		if why := staleClient(stored, disc, accepted, time.Now()); why != "" {
 			d.logger().Debug("not reusing the stored client registration", "client_id", stored.ClientID, "reason", why)
 		} else {
 			return stored, false, nil
@@ -93,7 +94,7 @@ func (d *Discoverer) ResolveClient(ctx context.Context, disc *Discovery, opts Cl
 		}
 		ci, err := d.Register(ctx, meta.RegistrationEndpoint, RegistrationRequest{
 			ClientName:              name,
-			RedirectURIs:            append(redirects, opts.OtherRedirectURIs...),
+			RedirectURIs:            accepted,
 			GrantTypes:              []string{"authorization_code", "refresh_token"},
 			ResponseTypes:           []string{"code"},
 			TokenEndpointAuthMethod: "none",
