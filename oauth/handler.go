@@ -54,6 +54,7 @@ type identityState struct {
 	lastLogin     string               // access token the last login produced
 	lastLoginAt   time.Time            // when
 	dropped       string               // access token last dropped as dead; never adopted again
+	droppedScope  string               // its scope, asked for again at the next login
 	seen          string               // access token of the stored record this process last read or wrote
 	refused       map[string]time.Time // scope sets a step-up did not get, and when
 	client        *ClientInfo          // the registration this process last logged in or refreshed with
@@ -149,7 +150,7 @@ func (h *Handler) Logout() error {
 	h.st.gen++
 	h.st.current.Store(nil)
 	h.st.mu.Lock()
-	h.st.client = nil
+	h.st.client, h.st.droppedScope = nil, ""
 	h.st.mu.Unlock()
 	_, err := h.st.creds.Forget(h.st.candidates...)
 	return err
@@ -248,7 +249,7 @@ func (h *Handler) Challenge(ctx context.Context, res *http.Response, sent string
 		if !ok || !ch.InsufficientScope() {
 			return false, nil
 		}
-		return h.stepUp(ctx, ch)
+		return h.stepUp(ctx, ch, sent)
 	default:
 		return false, nil
 	}
@@ -305,10 +306,11 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 // was not granted (or, naming no scope, when the configured ones are all
 // granted): a server that keeps refusing would otherwise get one login
 // per request.
-func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) {
+func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge, sent string) (bool, error) {
 	h.load()
 	var granted []string
-	if cur := h.st.current.Load(); cur != nil {
+	cur := h.st.current.Load()
+	if cur != nil {
 		granted = cur.Scopes()
 	}
 	asked := strings.Fields(ch.Scope)
@@ -316,7 +318,9 @@ func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge) (bool, error) 
 		asked = strings.Fields(h.srv.Scope)
 	}
 	if isSubset(asked, granted) {
-		return false, nil
+		// Refused for a token another request's step-up has replaced
+		// since: the current one has the scopes, so send it.
+		return cur != nil && cur.AccessToken != sent, nil
 	}
 	needed := unionScopes(granted, strings.Fields(h.srv.Scope), asked)
 	key := strings.Join(slices.Sorted(slices.Values(needed)), " ")
@@ -389,7 +393,10 @@ wait:
 			// Another process (auth login, fast-agent) may have logged in
 			// meanwhile; its token ends the wait, while the login here
 			// stays open for the user who follows its link after all.
-			if c := h.st.current.Load(); c != nil && c != cur || h.adoptStored(cur, f.scope) != nil {
+			// A refresh meanwhile changes the token too, without the
+			// scopes a step-up waits for.
+			c := h.st.current.Load()
+			if c != nil && c != cur && isSubset(strings.Fields(f.scope), c.Scopes()) || h.adoptStored(cur, f.scope) != nil {
 				return true, nil
 			}
 		}
@@ -658,7 +665,7 @@ func (h *Handler) drop(old *Token, why string, client bool, refused ...*Token) {
 	}
 	h.e.logger().Info(why, "server", h.target())
 	st.mu.Lock()
-	st.dropped = old.AccessToken
+	st.dropped, st.droppedScope = old.AccessToken, old.Scope
 	st.mu.Unlock()
 	h.deleteStored(true, client)
 }

@@ -117,10 +117,22 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 	if err != nil {
 		return nil, err
 	}
+	st := h.st
 	if scope == "" {
 		scope = h.chooseScope(disc)
+		// The scopes the last token held are asked for again: a
+		// step-up's would otherwise be lost, and cost another login at
+		// the server's next 403.
+		var held string
+		if cur := st.current.Load(); cur != nil {
+			held = cur.Scope
+		} else {
+			st.mu.Lock()
+			held = st.droppedScope
+			st.mu.Unlock()
+		}
+		scope = strings.Join(unionScopes(strings.Fields(scope), strings.Fields(held)), " ")
 	}
-	st := h.st
 	uris := h.srv.redirectURIs()
 	for attempt := 0; ; attempt++ {
 		stored, _, err := st.creds.Client(st.candidates...)
