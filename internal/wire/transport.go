@@ -205,7 +205,9 @@ func (x *exchange) response(res *http.Response, err error) (*http.Response, erro
 	if x.Stream {
 		body.sse = new(sseCounter)
 		x.Open, x.Duration = true, x.headers.Sub(x.start)
-		x.id = x.t.Recorder.add(x.entry())
+		e := x.entry()
+		e.live = body
+		x.id = x.t.Recorder.add(e)
 		if x.logs {
 			x.log("stream opened", nil)
 		}
@@ -489,6 +491,16 @@ func (b *countingBody) end(err error) {
 		}
 		x.finish(err)
 	}
+}
+
+// progress returns the bytes and events counted so far.
+func (b *countingBody) progress() (n int64, events int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sse != nil {
+		events = b.sse.events
+	}
+	return b.n, events
 }
 
 // result returns the bytes counted and kept so far.

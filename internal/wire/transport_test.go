@@ -150,11 +150,12 @@ func TestTransportServerFromContext(t *testing.T) {
 }
 
 func TestTransportEventStream(t *testing.T) {
+	const firstEvent = ": keep-alive\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"a\"}\n\n"
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, ": keep-alive\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"a\"}\n\n")
+		io.WriteString(w, firstEvent)
 		w.(http.Flusher).Flush()
 		<-release
 		io.WriteString(w, "id: 2\r\ndata: {\"access_token\":\"at-sse-123\"}\r\n\r\ndata: one\rdata: two\r\r: ping\n\ndata: unfinished")
@@ -177,6 +178,13 @@ func TestTransportEventStream(t *testing.T) {
 	}
 	if got := rec.Recent(); len(got) != 1 || !got[0].Open || !got[0].Stream || got[0].Duration <= 0 {
 		t.Errorf("while open, recorded %+v", got)
+	}
+	// The status page shows an open stream's events so far.
+	if _, err := io.ReadFull(res.Body, make([]byte, len(firstEvent))); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Recent(); len(got) != 1 || !got[0].Open || got[0].Events != 1 || got[0].RespBytes != int64(len(firstEvent)) {
+		t.Errorf("after the first event, recorded %+v; want it open with 1 event and %d bytes", got, len(firstEvent))
 	}
 	if n := len(lines.lines(t, "stream closed")); n != 0 {
 		t.Fatalf("%d close lines before the stream ended", n)

@@ -83,9 +83,10 @@ type Recorder struct {
 
 // entry is a recorded exchange, with what Recent still has to derive.
 type entry struct {
-	x   Exchange
-	url *url.URL // when set, x.URL is still to be redacted from it
-	rpc []byte   // when set, x.RPCMethod and x.RPCID are still to be parsed from it
+	x    Exchange
+	url  *url.URL      // when set, x.URL is still to be redacted from it
+	rpc  []byte        // when set, x.RPCMethod and x.RPCID are still to be parsed from it
+	live *countingBody // an open stream's body, whose counts Recent reads
 }
 
 // resolve derives what e holds by reference.
@@ -153,6 +154,11 @@ func (r *Recorder) Recent() []Exchange {
 			resolved = true
 		}
 		out[j] = e.x
+		if e.live != nil && e.x.Open {
+			// The stream's bytes and events so far; the entry itself is
+			// written once more, when it closes.
+			out[j].RespBytes, out[j].Events = e.live.progress()
+		}
 	}
 	if resolved {
 		r.keep(s)
