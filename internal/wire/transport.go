@@ -314,7 +314,14 @@ func (x *exchange) end(err error) {
 			x.RPCMethod, x.RPCID = parseRPC(x.reqBody)
 		}
 	}
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+	case errors.Is(err, context.Canceled):
+		// How a client ends a stream; before any answer, it gave up.
+		if x.Status == 0 {
+			x.Err = "cancelled: the client gave up before the answer came"
+		}
+	default:
 		x.Err = redact.Scrub(redact.Text(err.Error()), x.token)
 	}
 	if x.Stream {

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -342,5 +343,26 @@ func TestTrimPartialRune(t *testing.T) {
 		if got := string(trimPartialRune([]byte(tt.in))); got != tt.want {
 			t.Errorf("trimPartialRune(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// A request the client gives up on before the answer says so, in the
+// status page's list (and so in the log and the HAR comment).
+func TestTransportClientGaveUp(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer up.Close()
+	defer close(release)
+	var rec Recorder
+	c := &http.Client{Transport: &Transport{Server: "s", Recorder: &rec}}
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, up.URL+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`))
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := c.Do(req); err == nil {
+		t.Fatal("the cancelled request got an answer")
+	}
+	got := rec.Recent()
+	if len(got) != 1 || got[0].Status != 0 || !strings.Contains(got[0].Err, "client gave up") {
+		t.Errorf("recorded %+v; want no status and the client's giving up as the error", got)
 	}
 }
