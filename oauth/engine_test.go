@@ -147,15 +147,7 @@ func (f *engineFixture) stored() *Token {
 	return tok
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return oauthtest.FreePort(t) }
 
 type testWriter struct{ t *testing.T }
 

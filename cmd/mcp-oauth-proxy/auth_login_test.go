@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,15 +36,7 @@ func startCLI(t *testing.T, kc *fakeKeychain, args ...string) (stderr *oauthtest
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return oauthtest.FreePort(t) }
 
 // followNextLink plays the user: it waits for the login line and follows it.
 func followNextLink(t *testing.T, stderr *oauthtest.Buffer, as *oauthtest.AuthServer) string {

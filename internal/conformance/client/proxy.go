@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/freeport"
 )
 
 // loginPrefix starts the line the proxy prints once per login flow; the
@@ -176,11 +178,12 @@ func (p *proxyProcess) stop() error {
 	return nil
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
+// freePorts returns n distinct free TCP ports on 127.0.0.1 (see freeport:
+// the proxy binds the callback port only when a login starts).
 func freePorts(n int) ([]int, error) {
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := freeport.Listen()
 		if err != nil {
 			return nil, fmt.Errorf("finding a free port: %w", err)
 		}
