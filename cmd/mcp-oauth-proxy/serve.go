@@ -187,6 +187,10 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 func (a *app) servedServers(f *serveFlags) ([]servedServer, error) {
 	redirectFlag := f.auth.cmd.Flags().Changed("redirect-port")
 	if f.url != "" {
+		if a.configSet {
+			// The config would be silently ignored.
+			return nil, exitError{code: 2, err: errors.New("--url and --config: give one (a URL target is served without the config)")}
+		}
 		s, err := f.auth.adHocServer(f.url)
 		if err != nil {
 			return nil, err
