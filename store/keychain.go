@@ -327,9 +327,9 @@ func (k *Keychain) get(key string) ([]byte, error) {
 		if herr != nil {
 			return nil, k.damaged(key, herr)
 		}
-		v, problem, err := k.getParts(key, span)
-		if err != nil || problem == nil {
-			return v, err
+		v, problem, perr := k.getParts(key, span)
+		if perr != nil || problem == nil {
+			return v, perr
 		}
 		// Another process may have replaced the value while its parts
 		// were read, and deleted them: its header is new then.

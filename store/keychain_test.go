@@ -795,6 +795,21 @@ func TestKeychainChunkedRace(t *testing.T) {
 		}
 		wantValue(t, b, "k", v1)
 	})
+	t.Run("read during a deletion", func(t *testing.T) {
+		f, a, b := newPair(t)
+		armed.Store(true)
+		f.hook = func(op, _, user string) error {
+			if op == "get" && user == partKey("k", 1) && armed.CompareAndSwap(true, false) {
+				if err := a.Delete("k"); err != nil {
+					t.Error(err)
+				}
+			}
+			return nil
+		}
+		if v, err := b.Get("k"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get during a deletion = %q, %v; want ErrNotFound", v, err)
+		}
+	})
 	t.Run("write overtaken by another", func(t *testing.T) {
 		f, a, b := newPair(t)
 		armed.Store(true)
