@@ -298,7 +298,7 @@ func (h *Handler) unauthorized(ctx context.Context, sent string) (bool, error) {
 			"server", h.target())
 		return false, nil
 	}
-	return h.waitLogin(ctx, h.startLogin("", false))
+	return h.waitLogin(ctx, h.startLogin("", false), true)
 }
 
 // stepUp re-authorizes with the union of the granted, configured and
@@ -338,7 +338,7 @@ func (h *Handler) stepUp(ctx context.Context, ch BearerChallenge, sent string) (
 	h.e.logger().Info("the server asks for more scopes; authorizing again",
 		"server", h.target(), "scope", strings.Join(needed, " "))
 	f := h.startLogin(strings.Join(needed, " "), false)
-	ok, err := h.waitLogin(ctx, f)
+	ok, err := h.waitLogin(ctx, f, true)
 	if !isSubset(needed, strings.Fields(f.scope)) {
 		// This joined a login already running for other scopes; the
 		// replay's 403 will ask again.
@@ -372,16 +372,23 @@ func (h *Handler) Login(ctx context.Context) (*Token, error) {
 	h.load()
 	h.probe(ctx)
 	f := h.startLogin("", true)
-	if _, err := h.waitLogin(ctx, f); err != nil {
+	if _, err := h.waitLogin(ctx, f, false); err != nil {
 		return nil, err
 	}
 	return f.tok, nil
 }
 
-func (h *Handler) waitLogin(ctx context.Context, f *flight) (bool, error) {
+// waitLogin waits for the login f. With others, a token another process
+// stores meanwhile ends the wait too (the login itself goes on): what a
+// request needs, but not Login, which returns the login's own token.
+func (h *Handler) waitLogin(ctx context.Context, f *flight, others bool) (bool, error) {
 	cur := h.st.current.Load()
-	poll := time.NewTicker(storedPoll)
-	defer poll.Stop()
+	var polls <-chan time.Time
+	if others {
+		poll := time.NewTicker(storedPoll)
+		defer poll.Stop()
+		polls = poll.C
+	}
 wait:
 	for {
 		select {
@@ -389,7 +396,7 @@ wait:
 			break wait
 		case <-ctx.Done():
 			return false, &LoginError{Target: h.target(), Link: f.Link(), Err: ErrLoginPending}
-		case <-poll.C:
+		case <-polls:
 			// Another process (auth login, fast-agent) may have logged in
 			// meanwhile; its token ends the wait, while the login here
 			// stays open for the user who follows its link after all.
@@ -494,9 +501,13 @@ func (h *Handler) refresh(old *Token) (*Token, error) {
 			if stored := h.rotatedByOthers(ctx, old, from); stored != nil {
 				return h.commitRefresh(old, stored, false)
 			}
-			h.drop(old, "the refresh token was rejected; dropping it", false, from)
+			if tok := h.drop(old, "the refresh token was rejected; dropping it", false, from); tok != nil {
+				return tok, nil
+			}
 		case errors.As(err, &te) && (te.Code == "invalid_client" || te.Code == "unauthorized_client"):
-			h.drop(old, "the client registration was rejected; dropping it", true, from)
+			if tok := h.drop(old, "the client registration was rejected; dropping it", true, from); tok != nil {
+				return tok, nil
+			}
 		default:
 			h.refreshFailed(err)
 		}
@@ -650,24 +661,26 @@ func (h *Handler) refreshClient() (*ClientInfo, error) {
 // replaced old. Every key form is deleted: a record left under a legacy
 // key would be read again as another process's token. A token another
 // process has stored since, other than old and the refused ones, is used
-// instead, and nothing is deleted.
-func (h *Handler) drop(old *Token, why string, client bool, refused ...*Token) {
+// instead, nothing is deleted, and drop returns the token now current
+// (nil when old was dropped).
+func (h *Handler) drop(old *Token, why string, client bool, refused ...*Token) *Token {
 	if stored := h.storedByOthers(old); stored != nil &&
 		!slices.ContainsFunc(refused, func(t *Token) bool { return t.AccessToken == stored.AccessToken }) {
-		h.commitRefresh(old, stored, false)
-		return
+		tok, _ := h.commitRefresh(old, stored, false)
+		return tok
 	}
 	st := h.st
 	st.commit.Lock()
 	defer st.commit.Unlock()
 	if !st.current.CompareAndSwap(old, nil) {
-		return
+		return nil
 	}
 	h.e.logger().Info(why, "server", h.target())
 	st.mu.Lock()
 	st.dropped, st.droppedScope = old.AccessToken, old.Scope
 	st.mu.Unlock()
 	h.deleteStored(true, client)
+	return nil
 }
 
 // forgetClient deletes the stored client registration under every key

@@ -3,6 +3,7 @@ package oauth
 import (
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,4 +149,97 @@ func TestEngineRefreshDuringStepUp(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("tools/call still waits after the step-up")
 	}
+}
+
+// TestEngineLoginReturnsItsOwnToken: auth login (Login) waits for its own
+// login, even when another process stores a token meanwhile: it returns
+// the token its login got, never nil.
+func TestEngineLoginReturnsItsOwnToken(t *testing.T) {
+	f := newEngineFixture(t, fixtureOptions{noUser: true})
+	ctx := f.ctx()
+	type result struct {
+		tok *Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tok, err := f.h.Login(ctx)
+		done <- result{tok, err}
+	}()
+	link, err := f.stderr.NextLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Credentials{Store: f.store}).SaveToken(Identity(f.srv.URL),
+		&Token{AccessToken: "another-process", TokenType: "Bearer", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("Login ended before its own login: %+v, %v", r.tok, r.err)
+	case <-time.After(storedPoll + time.Second):
+	}
+	if _, err := f.as.FollowLink(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.tok == nil || r.tok.AccessToken == "another-process" {
+		t.Errorf("Login = %+v, %v; want the token of its own login", r.tok, r.err)
+	}
+}
+
+// storeHook runs hook before the nth Get of key, once armed.
+type storeHook struct {
+	Store
+	key   string
+	n     int
+	hook  func()
+	armed atomic.Bool
+	gets  atomic.Int32
+}
+
+func (s *storeHook) Get(key string) ([]byte, error) {
+	if s.armed.Load() && key == s.key && int(s.gets.Add(1)) == s.n {
+		s.hook()
+	}
+	return s.Store.Get(key)
+}
+
+// TestEngineDropUsesAnotherProcessToken: a refresh refused with
+// invalid_client, while another process stores a working token, ends
+// with that token: the refresh reports success, and no browser login
+// follows.
+func TestEngineDropUsesAnotherProcessToken(t *testing.T) {
+	var f *engineFixture
+	var hooked *storeHook
+	f = newEngineFixture(t, fixtureOptions{
+		as: oauthtest.AuthServerOptions{IssueRefreshTokens: true},
+		server: func(s *Server) {
+			hooked = &storeHook{Store: s.Store, key: TokensKey(Identity(s.URL)), n: 2, hook: func() {
+				// Between the refresh's first look at the store and drop's.
+				client, _, _ := (&Credentials{Store: f.store}).Client(Identity(f.srv.URL))
+				theirs, _ := f.as.IssueTokens(client.ClientID, "", f.rs.Endpoint)
+				(&Credentials{Store: f.store}).SaveToken(Identity(f.srv.URL),
+					&Token{AccessToken: theirs, TokenType: "Bearer", ExpiresAt: time.Now().Add(2 * time.Hour)})
+			}}
+			s.Store = hooked
+		},
+	})
+	ctx := f.ctx()
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
+		t.Fatalf("login call = %d, %v", status, err)
+	}
+	f.as.FailNext(oauthtest.EndpointToken, http.StatusUnauthorized, `{"error":"invalid_client"}`)
+	f.advance(time.Hour - 30*time.Second)
+	hooked.armed.Store(true)
+	fl := refreshNow(t, f.h)
+	<-fl.done
+	hooked.armed.Store(false)
+	if fl.err != nil || fl.tok == nil {
+		t.Fatalf("refresh = %+v, %v; want the other process's token", fl.tok, fl.err)
+	}
+	if cur := f.h.Current(); cur == nil || cur.AccessToken != fl.tok.AccessToken {
+		t.Errorf("current = %+v, want %+v", cur, fl.tok)
+	}
+	wantFirstLoginOnly(t, f)
 }

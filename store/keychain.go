@@ -400,7 +400,10 @@ func (k *Keychain) set(key string, value []byte) error {
 	// it, placing its parts where the old ones are: they are its to
 	// delete then. (The new parts never overlap the old ones; see
 	// nextStart.)
-	if cur, err := k.call(func() (string, error) { return k.backend.Get(k.service, key) }); err != nil || cur != wrote {
+	switch cur, err := k.call(func() (string, error) { return k.backend.Get(k.service, key) }); {
+	case errors.Is(err, ErrNotFound):
+		return nil // deleted meanwhile: the write is over, and so is the value
+	case err != nil || cur != wrote:
 		return err
 	}
 	return k.deleteParts(key, oldSpan.start, oldSpan.end())

@@ -810,6 +810,26 @@ func TestKeychainChunkedRace(t *testing.T) {
 			t.Errorf("Get during a deletion = %q, %v; want ErrNotFound", v, err)
 		}
 	})
+	t.Run("write, then a deletion", func(t *testing.T) {
+		f, a, b := newPair(t)
+		armed.Store(true)
+		var headerSet bool
+		f.hook = func(op, _, user string) error {
+			if !armed.Load() {
+				return nil
+			}
+			if headerSet && armed.CompareAndSwap(true, false) {
+				if err := b.Delete("k"); err != nil {
+					t.Error(err)
+				}
+			}
+			headerSet = headerSet || op == "set" && user == "k"
+			return nil
+		}
+		if err := a.Set("k", v1); err != nil {
+			t.Errorf("Set = %v; the write succeeded, another process deleted the key after it", err)
+		}
+	})
 	t.Run("write overtaken by another", func(t *testing.T) {
 		f, a, b := newPair(t)
 		armed.Store(true)
