@@ -170,7 +170,6 @@ func (p *statusPage) serve(a *app, f *serveFlags, infos []proxy.ListenerInfo, se
 	}
 	if callbacks != nil {
 		o.Callbacks = callbacks
-		callbacks.PasteFrom("the status page")
 	}
 	if t != nil && t.recorder != nil {
 		o.History = t.recorder

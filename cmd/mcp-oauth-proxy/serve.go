@@ -152,6 +152,11 @@ func (a *app) serve(ctx context.Context, f *serveFlags) error {
 		handlers = append(handlers, h)
 	}
 
+	if page != nil {
+		// Before the listeners take requests: a login they start may
+		// need to say where to paste.
+		engine.Callbacks.PasteFrom("the status page")
+	}
 	px, err := proxy.Start(ctx, ps, proxy.Options{
 		MaxBodyBytes: f.maxBodyBytes,
 		AllowRemote:  f.allowRemote,
