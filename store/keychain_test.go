@@ -810,8 +810,9 @@ func TestKeychainChunkedRace(t *testing.T) {
 			t.Errorf("Get during a deletion = %q, %v; want ErrNotFound", v, err)
 		}
 	})
-	t.Run("write, then a deletion", func(t *testing.T) {
-		f, a, b := newPair(t)
+	// afterHeader runs then once, right after the next write of k's
+	// header and before the writer's next call.
+	afterHeader := func(f *fakeBackend, then func()) {
 		armed.Store(true)
 		var headerSet bool
 		f.hook = func(op, _, user string) error {
@@ -819,34 +820,28 @@ func TestKeychainChunkedRace(t *testing.T) {
 				return nil
 			}
 			if headerSet && armed.CompareAndSwap(true, false) {
-				if err := b.Delete("k"); err != nil {
-					t.Error(err)
-				}
+				then()
 			}
 			headerSet = headerSet || op == "set" && user == "k"
 			return nil
 		}
+	}
+	t.Run("write, then a deletion", func(t *testing.T) {
+		f, a, b := newPair(t)
+		afterHeader(f, func() {
+			if err := b.Delete("k"); err != nil {
+				t.Error(err)
+			}
+		})
 		if err := a.Set("k", v1); err != nil {
 			t.Errorf("Set = %v; the write succeeded, another process deleted the key after it", err)
 		}
 	})
 	t.Run("write overtaken by another", func(t *testing.T) {
 		f, a, b := newPair(t)
-		armed.Store(true)
-		var headerSet bool
-		f.hook = func(op, _, user string) error {
-			// Right after a has written its header, before it deletes
-			// v0's parts [0,3), b writes v2 there: 3 parts fit below a's
-			// parts [3,7).
-			if !armed.Load() {
-				return nil
-			}
-			if headerSet && armed.CompareAndSwap(true, false) {
-				mustSet(t, b, "k", v2)
-			}
-			headerSet = headerSet || op == "set" && user == "k"
-			return nil
-		}
+		// Before a deletes v0's parts [0,3), b writes v2 there: 3 parts
+		// fit below a's parts [3,7).
+		afterHeader(f, func() { mustSet(t, b, "k", v2) })
 		mustSet(t, a, "k", v1)
 		if armed.Load() {
 			t.Fatal("b never wrote")
