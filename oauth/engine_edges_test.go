@@ -611,6 +611,14 @@ func TestEngineShortLivedTokenRefreshedOnce(t *testing.T) {
 	wantFirstLoginOnly(t, f)
 }
 
+// otherProcess returns an engine of its own on the fixture's clock, as a
+// second process (fast-agent, another proxy) sharing the store would be.
+func (f *engineFixture) otherProcess() *Engine {
+	e := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{f.t}), Now: f.engine.Now}
+	f.t.Cleanup(e.Close)
+	return e
+}
+
 // TestEngineRefreshSharesRotationWithOtherProcesses: two processes share the
 // keychain (the proxy and fast-agent, or two proxies) and the server
 // rotates refresh tokens. When one has refreshed, the other uses its
@@ -622,8 +630,7 @@ func TestEngineRefreshSharesRotationWithOtherProcesses(t *testing.T) {
 	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
 		t.Fatalf("login call = %d, %v", status, err)
 	}
-	other := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{t}), Now: f.engine.Now}
-	t.Cleanup(other.Close)
+	other := f.otherProcess()
 	b := other.Handler(f.srv)
 	if _, err := b.Token(ctx); err != nil { // b reads the login's token
 		t.Fatal(err)
@@ -829,8 +836,7 @@ func TestEngineRefreshRaceWithRotation(t *testing.T) {
 	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
 		t.Fatalf("login call = %d, %v", status, err)
 	}
-	winnerEngine := &Engine{Stderr: f.stderr, Logger: newTestLogger(testWriter{t}), Now: f.engine.Now}
-	t.Cleanup(winnerEngine.Close)
+	winnerEngine := f.otherProcess()
 	srv := f.srv
 	srv.Store = slowSaves{Store: f.store, key: TokensKey(Identity(f.srv.URL)), delay: 300 * time.Millisecond}
 	winner := winnerEngine.Handler(srv)
