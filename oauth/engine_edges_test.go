@@ -914,22 +914,28 @@ func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
 			t.Errorf("following the link: %v; want the authorization server's %d", err, wantStatus)
 		}
 	}
-	go follow(http.StatusOK)
+	// Each user is waited for: the callback page may reach the browser
+	// after the replayed request, and the test's end cancels ctx.
+	var user sync.WaitGroup
+	defer user.Wait()
+	user.Go(func() { follow(http.StatusOK) })
 	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
 		t.Fatalf("first login: %d, %v", status, err)
 	}
+	user.Wait()
 
 	f.as.ForgetClients()
 	f.as.ExpireAccessTokens()
-	f.advance(time.Minute)              // the token is no longer "just issued"
-	f.engine.LoginTimeout = time.Second // for the login nobody can complete
-	go follow(http.StatusBadRequest)    // the error page: no redirect
+	f.advance(time.Minute)                            // the token is no longer "just issued"
+	f.engine.LoginTimeout = time.Second               // for the login nobody can complete
+	user.Go(func() { follow(http.StatusBadRequest) }) // the error page: no redirect
 	if _, err := f.call(ctx, f.h, "tools/list"); !errors.Is(err, ErrLoginTimeout) {
 		t.Fatalf("login with the forgotten client = %v, want a timeout", err)
 	}
+	user.Wait()
 
 	f.engine.LoginTimeout = 30 * time.Second
-	go follow(http.StatusOK)
+	user.Go(func() { follow(http.StatusOK) })
 	if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
 		t.Fatalf("login after the timeout: %d, %v", status, err)
 	}

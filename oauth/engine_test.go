@@ -607,8 +607,10 @@ func TestEnginePasteWhenPortBusy(t *testing.T) {
 	f := newEngineFixture(t, fixtureOptions{noUser: true, server: func(s *Server) { s.RedirectPort = port }})
 	cb := f.engine.callbacks
 	cb.PasteFrom("the test's paste")
-	go func() {
-		ctx := f.ctx()
+	ctx := f.ctx()
+	var user sync.WaitGroup
+	defer user.Wait()
+	user.Go(func() {
 		link, err := f.stderr.NextLink(ctx)
 		if err != nil {
 			return
@@ -622,8 +624,8 @@ func TestEnginePasteWhenPortBusy(t *testing.T) {
 		if err := cb.Deliver(loc.String()); err != nil {
 			t.Error(err)
 		}
-	}()
-	if status, err := f.call(f.ctx(), f.h, "initialize"); status != 200 || err != nil {
+	})
+	if status, err := f.call(ctx, f.h, "initialize"); status != 200 || err != nil {
 		t.Fatalf("call = %d, %v", status, err)
 	}
 	if !strings.Contains(f.stderr.String(), "Open this link") {
