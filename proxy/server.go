@@ -486,6 +486,9 @@ func (c *serverConn) setState(s http.ConnState) { c.state.Store(int32(s)) }
 // connection. It reports false, having closed nothing, when the server is
 // shutting down.
 func (c *serverConn) handOff(consumed []byte) bool {
+	c.wait.mu.Lock()
+	headBy := c.wait.at
+	c.wait.mu.Unlock()
 	c.setWaitDeadline(0)
 	c.rwc.SetReadDeadline(time.Time{})
 	// A copy, so that the connection keeps none of this loop's buffers.
@@ -502,7 +505,7 @@ func (c *serverConn) handOff(consumed []byte) bool {
 	c.cr.mu.Unlock()
 	c.srv.handedOff.Add(1)
 	select {
-	case c.srv.handoff.conns <- &replayConn{Conn: c.rwc, pending: pending}:
+	case c.srv.handoff.conns <- &replayConn{Conn: c.rwc, pending: pending, headBy: headBy}:
 		return true
 	case <-c.srv.handoff.done:
 		c.srv.handedOff.Add(-1)
@@ -515,6 +518,20 @@ func (c *serverConn) handOff(consumed []byte) bool {
 type replayConn struct {
 	net.Conn
 	pending []byte
+	// headBy is when the head this loop began to read had to be complete
+	// (zero: no limit). The first read deadline net/http's server sets is
+	// the one for that head, from the moment it takes the connection:
+	// headBy bounds it, so that a slow head handed off once it filled the
+	// reader does not get a second ReadHeaderTimeout.
+	headBy  time.Time
+	bounded atomic.Bool // the first SetReadDeadline has been seen
+}
+
+func (c *replayConn) SetReadDeadline(t time.Time) error {
+	if !c.headBy.IsZero() && c.bounded.CompareAndSwap(false, true) && (t.IsZero() || t.After(c.headBy)) {
+		t = c.headBy
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 // CloseWrite lets net/http's server half-close the connection, as it does

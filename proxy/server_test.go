@@ -478,6 +478,26 @@ func TestServerTimeouts(t *testing.T) {
 	})
 }
 
+// TestServerHandedOffHeadKeepsItsTimeout: a head that fills the loop's
+// reader goes to net/http's server, which must not start a second
+// readHeaderTimeout for it (a slow-header client would get twice the time).
+func TestServerHandedOffHeadKeepsItsTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	_, addr := startH1(t, echo, func(s *h1Server) { s.readHeaderTimeout = timeout })
+	c := dialRaw(t, addr)
+	start := time.Now()
+	c.send("POST / HTTP/1.1\r\nHost: h\r\n")
+	time.Sleep(timeout * 3 / 4)
+	c.send("X-Pad: " + strings.Repeat("p", 6000) + "\r\n") // more than the reader holds
+	// Past the head's timeout, within a second one started at the hand-off.
+	time.Sleep(time.Until(start.Add(timeout * 3 / 2)))
+	io.WriteString(c, "Content-Length: 0\r\n\r\n") // fails if the server has closed
+	if !c.closed() {
+		t.Errorf("a head handed off after %v was still read after %v: want the connection closed at readHeaderTimeout (%v)",
+			timeout*3/4, timeout*3/2, timeout)
+	}
+}
+
 // Shutdown closes idle connections at once and waits for running
 // requests; then Serve returns ErrServerClosed.
 func TestServerShutdown(t *testing.T) {
