@@ -388,6 +388,10 @@ func (h *handler) rewrite(pr *httputil.ProxyRequest) {
 // modifyResponse points same-origin redirects and the legacy endpoint event
 // back at the listener.
 func (h *handler) modifyResponse(res *http.Response) error {
+	if res.StatusCode < 100 {
+		// ReverseProxy's WriteHeader would panic: a 502 instead.
+		return fmt.Errorf("proxy: upstream answered with status %03d", res.StatusCode)
+	}
 	info := infoFrom(res.Request.Context())
 	// An event stream answering a GET stays open and mostly idle: it gets a
 	// small copy buffer. One answering a POST ends with its answer, which

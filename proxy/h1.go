@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -434,7 +435,13 @@ func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, e
 			c.unwatch(&t.watches)
 			return nil, errors.New("proxy: upstream switched protocols without being asked to")
 		}
-		if res.StatusCode >= 200 || res.StatusCode < 100 {
+		if res.StatusCode < 100 {
+			// ReverseProxy cannot pass it on (WriteHeader panics), and
+			// net/http's Transport would not reuse the connection.
+			c.unwatch(&t.watches)
+			return nil, fmt.Errorf("proxy: upstream answered with status %03d", res.StatusCode)
+		}
+		if res.StatusCode >= 200 {
 			break
 		}
 		// An informational answer (103 Early Hints): ReverseProxy passes

@@ -423,6 +423,61 @@ func TestH1InformationalResponses(t *testing.T) {
 	}
 }
 
+// TestStatusBelow100: an upstream status of 000–099 reaches the client as
+// a 502 (ReverseProxy would panic on it), with either transport, and its
+// connection is not reused.
+func TestStatusBelow100(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tr   http.RoundTripper
+	}{
+		{"h1", nil},
+		{"net/http", http.DefaultTransport.(*http.Transport).Clone()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int32
+			url := rawUpstream(t, func(_ int, c net.Conn, br *bufio.Reader) {
+				conns.Add(1)
+				for {
+					if _, err := readRequest(br); err != nil {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			h, err := newHandler(Server{Name: "t", Upstream: url + "/mcp"}, Options{Transport: tc.tr}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, clientRequest(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+				if rec.Code != http.StatusBadGateway {
+					t.Errorf("status %d, want 502", rec.Code)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d upstream connections for two requests, want 2: one answered 099 must not be reused", n)
+			}
+			if tc.tr != nil {
+				return
+			}
+			// The transport alone refuses the answer and drops its connection.
+			tr := newTestH1(t)
+			for range 2 {
+				req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/mcp", nil)
+				if res, err := tr.RoundTrip(req); err == nil {
+					res.Body.Close()
+					t.Errorf("h1Transport passed on status %d, want an error", res.StatusCode)
+				}
+			}
+			if n := conns.Load(); n != 4 {
+				t.Errorf("%d upstream connections after two more round trips, want 4", n)
+			}
+		})
+	}
+}
+
 func TestH1RefusesHugeHeaders(t *testing.T) {
 	url := rawUpstream(t, func(_ int, c net.Conn, br *bufio.Reader) {
 		if _, err := readRequest(br); err != nil {
