@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Token endpoint client authentication methods (RFC 7591 §2).
@@ -234,6 +236,10 @@ func (e *TokenEndpoint) parseTokenResponse(res *jsonResponse) (*Token, error) {
 	}
 	if tr.AccessToken == "" {
 		return nil, fmt.Errorf("oauth: token endpoint %s: the answer has no access_token", e.URL)
+	}
+	if !httpguts.ValidHeaderFieldValue(tr.AccessToken) {
+		// It could not be sent: stored, it would fail every request.
+		return nil, fmt.Errorf("oauth: token endpoint %s: the access_token holds control characters, which an Authorization header cannot carry", e.URL)
 	}
 	expiresIn, err := parseExpiresIn(tr.ExpiresIn)
 	if err != nil {

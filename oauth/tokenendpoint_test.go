@@ -257,6 +257,18 @@ func TestTokenErrors(t *testing.T) {
 			answer:  `{"token_type": "Bearer"}`,
 			wantErr: "access_token",
 		},
+		{
+			name:   "access_token with control characters",
+			status: 200, ctype: "application/json",
+			answer:  `{"access_token": "abc\r\nX-Injected: 1", "token_type": "Bearer"}`,
+			wantErr: "control characters",
+		},
+		{
+			name:   "access_token with NUL",
+			status: 200, ctype: "application/json",
+			answer:  `{"access_token": "abc\u0000def", "token_type": "Bearer"}`,
+			wantErr: "control characters",
+		},
 	}
 	for _, call := range tokenCalls {
 		for _, tt := range tests {
