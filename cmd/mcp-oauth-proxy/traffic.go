@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,6 +17,7 @@ type trafficFlags struct {
 	logTraffic bool
 	logBodies  bool
 	harPath    string
+	harMaxMiB  int
 }
 
 func (f *trafficFlags) register(cmd *cobra.Command) {
@@ -26,6 +28,8 @@ func (f *trafficFlags) register(cmd *cobra.Command) {
 		"add the redacted request and response bodies to the traffic log (implies --log-traffic)")
 	fl.StringVar(&f.harPath, "har", "",
 		"write every exchange, redacted, to this HAR `file`; it stays valid while serve runs and after it stops")
+	fl.IntVar(&f.harMaxMiB, "har-max-mib", 16,
+		"when the HAR file would grow past this many MiB, move it to FILE.1.har (replacing the older one) and start it again; 0: no limit")
 }
 
 // traffic records the HTTP exchanges of one command. A nil *traffic
@@ -47,6 +51,9 @@ type traffic struct {
 // exchanges are recorded too. Close it with close.
 func (a *app) startTraffic(f *serveFlags) (*traffic, error) {
 	tf := &f.traffic
+	if tf.harMaxMiB < 0 {
+		return nil, exitError{code: 2, err: fmt.Errorf("--har-max-mib %d: want 0 (no limit) or more", tf.harMaxMiB)}
+	}
 	logLines := tf.logTraffic || tf.logBodies || a.verbose
 	if !logLines && tf.harPath == "" {
 		return nil, nil
@@ -56,12 +63,12 @@ func (a *app) startTraffic(f *serveFlags) (*traffic, error) {
 		t.log = slog.New(redact.NewHandler(a.logger.Handler()))
 	}
 	if tf.harPath != "" {
-		har, err := wire.CreateHAR(tf.harPath)
+		har, err := wire.CreateHAR(tf.harPath, wire.HAROptions{MaxSize: int64(tf.harMaxMiB) << 20, Logger: a.logger})
 		if err != nil {
 			return nil, err
 		}
 		t.har = har
-		a.logger.Info("writing every exchange to a HAR file", "file", tf.harPath)
+		a.logger.Info("writing every exchange to a HAR file", "file", tf.harPath, "max_mib", tf.harMaxMiB)
 	}
 	f.engine.traffic = t
 	return t, nil

@@ -3,8 +3,11 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -48,9 +51,13 @@ const harInterval = 200 * time.Millisecond
 // with every entry that arrived meanwhile, so a kill loses at most the
 // entries of the last moments. Close writes the rest and syncs the file.
 // Entries are written by a goroutine of their own: a slow disk delays no
-// response.
+// response. As each update copies the whole file, a long capture should
+// bound it with HAROptions.MaxSize.
 type HARWriter struct {
 	path     string
+	header   string        // the document up to its first entry
+	maxSize  int64         // HAROptions.MaxSize
+	logger   *slog.Logger  // HAROptions.Logger
 	interval time.Duration // least time between rewrites
 
 	mu     sync.Mutex // guards closed and sends on q
@@ -71,21 +78,60 @@ type harItem struct {
 	synced chan struct{} // a Sync marker
 }
 
+// HAROptions tunes a HARWriter. The zero value keeps every entry in one
+// file.
+type HAROptions struct {
+	// MaxSize, if positive, bounds the file: before an update would make
+	// it larger, the complete file is moved to RotatedHARPath (replacing
+	// the one there) and the path starts again with an empty log. An
+	// update larger than MaxSize by itself is still written whole.
+	MaxSize int64
+
+	// Logger, if not nil, is told of each such move.
+	Logger *slog.Logger
+}
+
 // CreateHAR creates (or replaces) the HAR file at path, readable by the
 // user only, with an empty log.
-func CreateHAR(path string) (*HARWriter, error) {
+func CreateHAR(path string, o HAROptions) (*HARWriter, error) {
 	head, err := json.Marshal(map[string]any{"name": "mcp-oauth-proxy", "version": version()})
 	if err != nil {
 		return nil, err
 	}
-	header := `{"log":{"version":"1.2","creator":` + string(head) + `,"pages":[],"entries":[`
-	w := &HARWriter{path: path, interval: harInterval, q: make(chan harItem, harQueue), done: make(chan struct{})}
-	if err := w.replace(nil, []byte(header+harTrailer)); err != nil {
+	w := &HARWriter{
+		path:     path,
+		header:   `{"log":{"version":"1.2","creator":` + string(head) + `,"pages":[],"entries":[`,
+		maxSize:  o.MaxSize,
+		logger:   o.Logger,
+		interval: harInterval,
+		q:        make(chan harItem, harQueue),
+		done:     make(chan struct{}),
+	}
+	if err := w.start(); err != nil {
 		return nil, err
 	}
-	w.end = int64(len(header))
 	go w.run()
 	return w, nil
+}
+
+// RotatedHARPath is where a HAR file bounded by HAROptions.MaxSize keeps
+// its previous part: ".1" before the extension (trace.har → trace.1.har),
+// so that tools that look for .har files still open it.
+func RotatedHARPath(path string) string {
+	ext := filepath.Ext(path)
+	if ext == "" {
+		return path + ".1"
+	}
+	return strings.TrimSuffix(path, ext) + ".1" + ext
+}
+
+// start makes the file an empty log.
+func (w *HARWriter) start() error {
+	if err := w.replace(nil, []byte(w.header+harTrailer)); err != nil {
+		return err
+	}
+	w.end = int64(len(w.header))
+	return nil
 }
 
 func version() string {
@@ -228,6 +274,16 @@ func (w *HARWriter) flush(pending *bytes.Buffer) {
 		pending.Reset()
 		return
 	}
+	if w.maxSize > 0 && w.end > int64(len(w.header)) && w.end+int64(pending.Len()+len(harTrailer)) > w.maxSize {
+		if err := w.rotate(); err != nil {
+			w.fail(err)
+			pending.Reset()
+			return
+		}
+		if pending.Bytes()[0] == ',' {
+			pending.Next(1) // the new file's first entry follows no other
+		}
+	}
 	pending.WriteString(harTrailer)
 	if err := w.replace(pending.Bytes(), nil); err != nil {
 		w.fail(err)
@@ -235,6 +291,31 @@ func (w *HARWriter) flush(pending *bytes.Buffer) {
 		w.end += int64(pending.Len() - len(harTrailer))
 	}
 	pending.Reset()
+}
+
+// rotate moves the complete file to RotatedHARPath and starts an empty
+// one at the path. Renames replace the older file in one step; a hard
+// link, where the file system has them, keeps a complete document at the
+// path too until the empty one replaces it.
+func (w *HARWriter) rotate() error {
+	old := RotatedHARPath(w.path)
+	link := filepath.Join(filepath.Dir(w.path), "."+filepath.Base(w.path)+".rotated.tmp")
+	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("wire: HAR file %s: %w", w.path, err)
+	}
+	from := link
+	if os.Link(w.path, link) != nil {
+		from = w.path
+	}
+	if err := os.Rename(from, old); err != nil {
+		os.Remove(link)
+		return fmt.Errorf("wire: HAR file %s: %w", w.path, err)
+	}
+	if w.logger != nil {
+		w.logger.Info("the HAR file reached its size limit: moved its exchanges to the older file and started a new one",
+			"file", w.path, "older", old, "max_bytes", w.maxSize)
+	}
+	return w.start()
 }
 
 // replace atomically replaces the file by its first w.end bytes followed

@@ -1,10 +1,12 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -179,7 +181,7 @@ func TestHARFile(t *testing.T) {
 	defer up.Close()
 
 	path := filepath.Join(t.TempDir(), "traffic.har")
-	har, err := CreateHAR(path)
+	har, err := CreateHAR(path, HAROptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func TestHARFile(t *testing.T) {
 // coming from many goroutines.
 func TestHARValidAfterEveryEntry(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "live.har")
-	w, err := CreateHAR(path)
+	w, err := CreateHAR(path, HAROptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +299,85 @@ func TestHARValidAfterEveryEntry(t *testing.T) {
 	}
 }
 
+// A file bounded by MaxSize moves to the rotated path before it would
+// grow past it; both files stay valid, and between them they hold the
+// latest entries in order, whether they come one by one or in batches.
+func TestHARRotates(t *testing.T) {
+	const maxSize = 8 << 10
+	path := filepath.Join(t.TempDir(), "bounded.har")
+	var logged bytes.Buffer
+	w, err := CreateHAR(path, HAROptions{MaxSize: maxSize, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	next := 0
+	add := func(n int) {
+		for range n {
+			w.add(testEntry(fmt.Sprint(next), 600))
+			next++
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older := RotatedHARPath(path)
+	for _, batch := range []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 5, 2} {
+		add(batch)
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > maxSize {
+			t.Fatalf("after entry %d the file has %d bytes, want at most %d", next-1, info.Size(), maxSize)
+		}
+		cur := readHAR(t, path)
+		if len(cur) == 0 || cur[len(cur)-1].Server != fmt.Sprint(next-1) {
+			t.Fatalf("after entry %d the file ends with %v", next-1, cur)
+		}
+		var all []harFileEntry
+		if _, err := os.Stat(older); err == nil {
+			all = readHAR(t, older)
+		}
+		all = append(all, cur...)
+		for i, e := range all {
+			if want := fmt.Sprint(next - len(all) + i); e.Server != want {
+				t.Fatalf("after entry %d: entry %d of both files is %q, want %q", next-1, i, e.Server, want)
+			}
+		}
+	}
+	if n := strings.Count(logged.String(), "size limit"); n < 3 {
+		t.Errorf("%d rotations logged, want several:\n%s", n, logged.String())
+	}
+	if info, err := os.Stat(older); err != nil {
+		t.Error(err)
+	} else if info.Mode().Perm()&0o077 != 0 {
+		t.Errorf("the older file's mode is %v, want it readable by the user only", info.Mode())
+	}
+	// An entry larger than the bound is still written, alone.
+	w.add(testEntry("big", 3*maxSize))
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if cur := readHAR(t, path); len(cur) != 1 || cur[0].Server != "big" {
+		t.Errorf("after an entry larger than MaxSize the file holds %d entries", len(cur))
+	}
+}
+
+func TestRotatedHARPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"trace.har":          "trace.1.har",
+		"/tmp/a.b/trace.har": "/tmp/a.b/trace.1.har",
+		"/tmp/a.b/trace":     "/tmp/a.b/trace.1",
+		"capture.json":       "capture.1.json",
+		"/var/log/proxy/cap": "/var/log/proxy/cap.1",
+	} {
+		if got := RotatedHARPath(in); got != want {
+			t.Errorf("RotatedHARPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // testEntry is a complete entry whose response body is pad bytes long.
 func testEntry(name string, pad int) *harEntry {
 	x := &exchange{start: time.Now()}
@@ -321,17 +402,27 @@ func TestHARSurvivesKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	for round := range 3 {
+	// Rounds 0–2 kill the writer at a different size each, while it writes;
+	// round 3 once its file has moved to the rotated path, while it keeps
+	// rotating.
+	for round := range 4 {
 		path := filepath.Join(t.TempDir(), fmt.Sprintf("killed-%d.har", round))
+		if round == 3 {
+			path = filepath.Join(t.TempDir(), "rotating.har")
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHARSurvivesKill$")
 		cmd.Env = append(os.Environ(), harChildEnv+"="+path)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill it at a different size each round, while it writes.
 		deadline := time.Now().Add(waitFor)
 		for {
-			if info, err := os.Stat(path); err == nil && info.Size() > int64(20000*(round+1)) {
+			if round == 3 {
+				if _, err := os.Stat(RotatedHARPath(path)); err == nil {
+					time.Sleep(50 * time.Millisecond)
+					break
+				}
+			} else if info, err := os.Stat(path); err == nil && info.Size() > int64(20000*(round+1)) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -345,8 +436,13 @@ func TestHARSurvivesKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd.Wait()
-		if got := readHAR(t, path); len(got) == 0 {
+		if got := readHAR(t, path); len(got) == 0 && round < 3 {
 			t.Errorf("round %d: no entries in the killed writer's file", round)
+		}
+		if round == 3 {
+			if got := readHAR(t, RotatedHARPath(path)); len(got) == 0 {
+				t.Error("no entries in the killed writer's rotated file")
+			}
 		}
 	}
 }
@@ -354,7 +450,11 @@ func TestHARSurvivesKill(t *testing.T) {
 // harChild writes entries of varied sizes, up to a few pages, until it is
 // killed.
 func harChild(path string) {
-	w, err := CreateHAR(path)
+	var o HAROptions
+	if filepath.Base(path) == "rotating.har" {
+		o.MaxSize = 64 << 10
+	}
+	w, err := CreateHAR(path, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
