@@ -896,7 +896,8 @@ func TestEngineRefreshAfterAFailedSave(t *testing.T) {
 // TestEngineForgottenClientRegisteredAgain: an authorization server that
 // has forgotten the stored client shows an error page and never redirects.
 // After that login times out, the next one registers again instead of
-// showing the same dead client_id forever.
+// showing the same dead client_id forever; but not after every login that
+// times out.
 func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
 	f := newEngineFixture(t, fixtureOptions{noUser: true})
 	ctx := f.ctx()
@@ -941,6 +942,39 @@ func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
 	}
 	if n := f.as.Count(oauthtest.EndpointRegister); n != 2 {
 		t.Errorf("%d registrations, want 2", n)
+	}
+
+	// Logins nobody completes drop the registration at most once a day:
+	// mostly the user just did not follow the link, and each drop costs a
+	// registration at the authorization server.
+	ignored := func(when string) {
+		f.as.ExpireAccessTokens()
+		f.engine.LoginTimeout = time.Second
+		user.Go(func() {
+			if _, err := f.stderr.NextLink(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		if _, err := f.call(ctx, f.h, "tools/list"); !errors.Is(err, ErrLoginTimeout) {
+			t.Fatalf("%s: ignored login = %v, want a timeout", when, err)
+		}
+		user.Wait()
+		f.engine.LoginTimeout = 30 * time.Second
+		user.Go(func() { follow(http.StatusOK) })
+		if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
+			t.Fatalf("%s: login after the ignored one: %d, %v", when, status, err)
+		}
+		user.Wait()
+	}
+	f.advance(time.Hour)
+	ignored("an hour later")
+	if n := f.as.Count(oauthtest.EndpointRegister); n != 2 {
+		t.Errorf("%d registrations after a login ignored an hour after the drop, want still 2", n)
+	}
+	f.advance(clientDropInterval)
+	ignored("a day later")
+	if n := f.as.Count(oauthtest.EndpointRegister); n != 3 {
+		t.Errorf("%d registrations after a login ignored a day after the drop, want 3", n)
 	}
 }
 

@@ -163,7 +163,8 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 			st.mu.Unlock()
 		}
 		if cur := st.current.Load(); err != nil && !registered && h.srv.ClientID == "" &&
-			errors.Is(ctx.Err(), context.DeadlineExceeded) && (cur == nil || cur.RefreshToken == "") {
+			errors.Is(ctx.Err(), context.DeadlineExceeded) && (cur == nil || cur.RefreshToken == "") &&
+			h.mayDropClient() {
 			// The user never came back. An authorization server that has
 			// forgotten a client shows an error page instead of
 			// redirecting, so a stored registration is made again next
@@ -181,6 +182,25 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 		}
 		return tok, err
 	}
+}
+
+// clientDropInterval is the least time between two registrations dropped
+// after logins that timed out. Mostly the user just did not follow the
+// link; each drop costs a registration at the authorization server, and
+// logins that nobody completes may go on for days.
+const clientDropInterval = 24 * time.Hour
+
+// mayDropClient reports whether a login that timed out may drop the
+// stored registration now, and notes the drop if so.
+func (h *Handler) mayDropClient() bool {
+	now := h.e.now()
+	h.st.mu.Lock()
+	defer h.st.mu.Unlock()
+	if !h.st.clientDropped.IsZero() && now.Sub(h.st.clientDropped) < clientDropInterval {
+		return false
+	}
+	h.st.clientDropped = now
+	return true
 }
 
 // chooseScope: the configured scope as given; else the challenge's; else
