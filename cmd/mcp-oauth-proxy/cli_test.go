@@ -221,7 +221,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"auth", "status", "a", "b"}, "accepts at most 1 arg(s), received 2"},
 		{[]string{"auth", "clear"}, "exactly one"},
 		{[]string{"serve", "--url", "http://127.0.0.1:9/mcp", "--config", "fastagent.config.yaml"}, "--url and --config"},
-		{[]string{"serve", "--url", "http://127.0.0.1:9/mcp", "--admin", "off", "--har-max-mib", "-1"}, "--har-max-mib -1: want 0 (no limit) or more"},
+		{[]string{"serve", "--url", "http://127.0.0.1:9/mcp", "--admin", "off", "--har-max-mib", "-1"}, "--har-max-mib -1: want 0 (no limit) to 1048576"},
+		{[]string{"serve", "--url", "http://127.0.0.1:9/mcp", "--admin", "off", "--har-max-mib", "8796093022208"}, "--har-max-mib 8796093022208: want 0 (no limit) to 1048576"},
 	} {
 		r := runCLI(t, newFakeKeychain(), tt.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tt.want) {

@@ -12,6 +12,10 @@ import (
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/wire"
 )
 
+// maxHARMiB is the largest --har-max-mib: 1 TiB, far from overflowing the
+// byte count.
+const maxHARMiB = 1 << 20
+
 // trafficFlags are serve's flags for debugging the HTTP traffic.
 type trafficFlags struct {
 	logTraffic bool
@@ -29,7 +33,7 @@ func (f *trafficFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.harPath, "har", "",
 		"write every exchange, redacted, to this HAR `file`; it stays valid while serve runs and after it stops")
 	fl.IntVar(&f.harMaxMiB, "har-max-mib", 16,
-		"when the HAR file would grow past this many MiB, move it to FILE.1.har (replacing the older one) and start it again; 0: no limit")
+		"when the HAR file would grow past this many MiB, move it to its name with .1 before the extension (trace.har → trace.1.har) and start it again; 0: no limit")
 }
 
 // traffic records the HTTP exchanges of one command. A nil *traffic
@@ -51,8 +55,8 @@ type traffic struct {
 // exchanges are recorded too. Close it with close.
 func (a *app) startTraffic(f *serveFlags) (*traffic, error) {
 	tf := &f.traffic
-	if tf.harMaxMiB < 0 {
-		return nil, exitError{code: 2, err: fmt.Errorf("--har-max-mib %d: want 0 (no limit) or more", tf.harMaxMiB)}
+	if tf.harMaxMiB < 0 || tf.harMaxMiB > maxHARMiB {
+		return nil, exitError{code: 2, err: fmt.Errorf("--har-max-mib %d: want 0 (no limit) to %d", tf.harMaxMiB, maxHARMiB)}
 	}
 	logLines := tf.logTraffic || tf.logBodies || a.verbose
 	if !logLines && tf.harPath == "" {

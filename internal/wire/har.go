@@ -57,6 +57,7 @@ type HARWriter struct {
 	path     string
 	header   string        // the document up to its first entry
 	maxSize  int64         // HAROptions.MaxSize
+	limit    int64         // owned by the writer goroutine: rotate past this size; maxSize, or more after a failed move
 	logger   *slog.Logger  // HAROptions.Logger
 	interval time.Duration // least time between rewrites
 
@@ -84,15 +85,20 @@ type HAROptions struct {
 	// MaxSize, if positive, bounds the file: before an update would make
 	// it larger, the complete file is moved to RotatedHARPath (replacing
 	// the one there) and the path starts again with an empty log. An
-	// update larger than MaxSize by itself is still written whole.
+	// update larger than MaxSize by itself is still written whole. Where
+	// the file system has no hard links, the path is missing for a moment
+	// during the move. When the move fails, the file keeps growing, and
+	// the move is tried again once it has grown by another MaxSize.
 	MaxSize int64
 
-	// Logger, if not nil, is told of each such move.
+	// Logger, if not nil, is told of each such move, and of failed ones.
 	Logger *slog.Logger
 }
 
 // CreateHAR creates (or replaces) the HAR file at path, readable by the
-// user only, with an empty log.
+// user only, with an empty log. It removes the file at RotatedHARPath,
+// the part an earlier capture may have left: what is there belongs to
+// this capture.
 func CreateHAR(path string, o HAROptions) (*HARWriter, error) {
 	head, err := json.Marshal(map[string]any{"name": "mcp-oauth-proxy", "version": version()})
 	if err != nil {
@@ -102,6 +108,7 @@ func CreateHAR(path string, o HAROptions) (*HARWriter, error) {
 		path:     path,
 		header:   `{"log":{"version":"1.2","creator":` + string(head) + `,"pages":[],"entries":[`,
 		maxSize:  o.MaxSize,
+		limit:    o.MaxSize,
 		logger:   o.Logger,
 		interval: harInterval,
 		q:        make(chan harItem, harQueue),
@@ -109,6 +116,9 @@ func CreateHAR(path string, o HAROptions) (*HARWriter, error) {
 	}
 	if err := w.start(); err != nil {
 		return nil, err
+	}
+	if err := os.Remove(RotatedHARPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		w.warn("cannot remove the HAR file an earlier capture left", "older", RotatedHARPath(path), "err", err)
 	}
 	go w.run()
 	return w, nil
@@ -274,14 +284,22 @@ func (w *HARWriter) flush(pending *bytes.Buffer) {
 		pending.Reset()
 		return
 	}
-	if w.maxSize > 0 && w.end > int64(len(w.header)) && w.end+int64(pending.Len()+len(harTrailer)) > w.maxSize {
-		if err := w.rotate(); err != nil {
+	if w.maxSize > 0 && w.end > int64(len(w.header)) && w.end+int64(pending.Len()+len(harTrailer)) > w.limit {
+		moved, err := w.rotate()
+		switch {
+		case err != nil && !moved:
+			// The file is as it was: it keeps the entries, and grows.
+			w.warn("cannot move the HAR file at its size limit; it keeps growing", "file", w.path, "err", err)
+			w.limit = w.end + w.maxSize
+		case err != nil:
 			w.fail(err)
 			pending.Reset()
 			return
-		}
-		if pending.Bytes()[0] == ',' {
-			pending.Next(1) // the new file's first entry follows no other
+		default:
+			w.limit = w.maxSize
+			if pending.Bytes()[0] == ',' {
+				pending.Next(1) // the new file's first entry follows no other
+			}
 		}
 	}
 	pending.WriteString(harTrailer)
@@ -294,14 +312,15 @@ func (w *HARWriter) flush(pending *bytes.Buffer) {
 }
 
 // rotate moves the complete file to RotatedHARPath and starts an empty
-// one at the path. Renames replace the older file in one step; a hard
-// link, where the file system has them, keeps a complete document at the
-// path too until the empty one replaces it.
-func (w *HARWriter) rotate() error {
+// one at the path; moved reports whether the file left the path. Renames
+// replace the older file in one step; a hard link, where the file system
+// has them, keeps a complete document at the path too until the empty
+// one replaces it.
+func (w *HARWriter) rotate() (moved bool, err error) {
 	old := RotatedHARPath(w.path)
 	link := filepath.Join(filepath.Dir(w.path), "."+filepath.Base(w.path)+".rotated.tmp")
 	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("wire: HAR file %s: %w", w.path, err)
+		return false, fmt.Errorf("wire: HAR file %s: %w", w.path, err)
 	}
 	from := link
 	if os.Link(w.path, link) != nil {
@@ -309,13 +328,19 @@ func (w *HARWriter) rotate() error {
 	}
 	if err := os.Rename(from, old); err != nil {
 		os.Remove(link)
-		return fmt.Errorf("wire: HAR file %s: %w", w.path, err)
+		return false, fmt.Errorf("wire: HAR file %s: %w", w.path, err)
 	}
 	if w.logger != nil {
 		w.logger.Info("the HAR file reached its size limit: moved its exchanges to the older file and started a new one",
 			"file", w.path, "older", old, "max_bytes", w.maxSize)
 	}
-	return w.start()
+	return true, w.start()
+}
+
+func (w *HARWriter) warn(msg string, args ...any) {
+	if w.logger != nil {
+		w.logger.Warn(msg, args...)
+	}
 }
 
 // replace atomically replaces the file by its first w.end bytes followed

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net/http"
@@ -305,12 +306,20 @@ func TestHARValidAfterEveryEntry(t *testing.T) {
 func TestHARRotates(t *testing.T) {
 	const maxSize = 8 << 10
 	path := filepath.Join(t.TempDir(), "bounded.har")
+	older := RotatedHARPath(path)
+	// What an earlier capture left is not part of this one.
+	if err := os.WriteFile(older, []byte("an earlier capture"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var logged bytes.Buffer
 	w, err := CreateHAR(path, HAROptions{MaxSize: maxSize, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	if _, err := os.Stat(older); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the earlier capture's older file is still there: %v", err)
+	}
 	next := 0
 	add := func(n int) {
 		for range n {
@@ -321,7 +330,6 @@ func TestHARRotates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	older := RotatedHARPath(path)
 	for _, batch := range []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 4, 1, 5, 2} {
 		add(batch)
 		info, err := os.Stat(path)
@@ -361,6 +369,55 @@ func TestHARRotates(t *testing.T) {
 	}
 	if cur := readHAR(t, path); len(cur) != 1 || cur[0].Server != "big" {
 		t.Errorf("after an entry larger than MaxSize the file holds %d entries", len(cur))
+	}
+}
+
+// A move that fails leaves the file growing, with every entry, and is
+// tried again once the file has grown by another MaxSize.
+func TestHARRotationFailureKeepsWriting(t *testing.T) {
+	const maxSize = 4 << 10
+	path := filepath.Join(t.TempDir(), "stuck.har")
+	var logged bytes.Buffer
+	w, err := CreateHAR(path, HAROptions{MaxSize: maxSize, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// A directory that is not empty: no file can be renamed over it.
+	blocker := filepath.Join(RotatedHARPath(path), "x")
+	if err := os.MkdirAll(blocker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; n < 10; n++ {
+		w.add(testEntry(fmt.Sprint(n), 600))
+		if err := w.Sync(); err != nil {
+			t.Fatalf("entry %d: %v", n, err)
+		}
+	}
+	if got := readHAR(t, path); len(got) != n {
+		t.Fatalf("%d entries in the file the move failed for, want all %d", len(got), n)
+	}
+	// One try per MaxSize of growth, not one per update.
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, most := strings.Count(logged.String(), "cannot move the HAR file"), int(info.Size()/maxSize)+1; c < 1 || c > most {
+		t.Errorf("%d warnings about the failed move for a file of %d bytes, want 1 to %d:\n%s", c, info.Size(), most, logged.String())
+	}
+	if err := os.RemoveAll(RotatedHARPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	for ; n < 20; n++ {
+		w.add(testEntry(fmt.Sprint(n), 600))
+		if err := w.Sync(); err != nil {
+			t.Fatalf("entry %d: %v", n, err)
+		}
+	}
+	cur, old := readHAR(t, path), readHAR(t, RotatedHARPath(path))
+	if len(cur) == 0 || len(old) == 0 || cur[len(cur)-1].Server != fmt.Sprint(n-1) {
+		t.Errorf("after the blocker went: %d entries in the file, %d in the older one; want the move done and the last entry %d", len(cur), len(old), n-1)
 	}
 }
 
