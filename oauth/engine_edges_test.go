@@ -944,38 +944,51 @@ func TestEngineForgottenClientRegisteredAgain(t *testing.T) {
 		t.Errorf("%d registrations, want 2", n)
 	}
 
-	// Logins nobody completes drop the registration at most once a day:
-	// mostly the user just did not follow the link, and each drop costs a
-	// registration at the authorization server.
-	ignored := func(when string) {
+	// Logins nobody completes drop the registration at most once a day,
+	// unless one completes in between: mostly the user just did not follow
+	// the link, and each drop costs a registration at the authorization
+	// server.
+	login := func(step string, follows bool) {
 		f.as.ExpireAccessTokens()
-		f.engine.LoginTimeout = time.Second
-		user.Go(func() {
-			if _, err := f.stderr.NextLink(ctx); err != nil {
-				t.Error(err)
-			}
-		})
-		if _, err := f.call(ctx, f.h, "tools/list"); !errors.Is(err, ErrLoginTimeout) {
-			t.Fatalf("%s: ignored login = %v, want a timeout", when, err)
-		}
-		user.Wait()
+		f.advance(time.Minute) // the token is no longer "just issued"
 		f.engine.LoginTimeout = 30 * time.Second
-		user.Go(func() { follow(http.StatusOK) })
-		if status, err := f.call(ctx, f.h, "tools/list"); status != 200 || err != nil {
-			t.Fatalf("%s: login after the ignored one: %d, %v", when, status, err)
+		if follows {
+			user.Go(func() { follow(http.StatusOK) })
+		} else {
+			f.engine.LoginTimeout = time.Second
+			user.Go(func() {
+				if _, err := f.stderr.NextLink(ctx); err != nil {
+					t.Error(err)
+				}
+			})
 		}
+		status, err := f.call(ctx, f.h, "tools/list")
 		user.Wait()
+		switch {
+		case follows && (status != 200 || err != nil):
+			t.Fatalf("%s: login = %d, %v; want 200", step, status, err)
+		case !follows && !errors.Is(err, ErrLoginTimeout):
+			t.Fatalf("%s: ignored login = %v, want a timeout", step, err)
+		}
 	}
-	f.advance(time.Hour)
-	ignored("an hour later")
-	if n := f.as.Count(oauthtest.EndpointRegister); n != 2 {
-		t.Errorf("%d registrations after a login ignored an hour after the drop, want still 2", n)
+	registrations := func(step string, want int) {
+		t.Helper()
+		if n := f.as.Count(oauthtest.EndpointRegister); n != want {
+			t.Errorf("%s: %d registrations, want %d", step, n, want)
+		}
 	}
-	f.advance(clientDropInterval)
-	ignored("a day later")
-	if n := f.as.Count(oauthtest.EndpointRegister); n != 3 {
-		t.Errorf("%d registrations after a login ignored a day after the drop, want 3", n)
-	}
+	login("A", false) // drops the registration: the last login completed
+	login("B", false) // registers anew
+	login("C", false) // keeps it: dropped less than a day ago
+	login("D", true)
+	registrations("after three ignored logins and one completed", 3)
+	login("E", false) // drops it: a login completed since
+	login("F", false) // registers anew
+	registrations("after a completed login and two ignored ones", 4)
+	f.advance(clientDropInterval + time.Hour)
+	login("G", false) // drops it: a day passed
+	login("H", true)  // registers anew
+	registrations("a day later", 5)
 }
 
 // TestEngineStepUpRefusedIsNotAskedAgainAtOnce: the authorization server

@@ -58,7 +58,7 @@ type identityState struct {
 	seen          string               // access token of the stored record this process last read or wrote
 	refused       map[string]time.Time // scope sets a step-up did not get, and when
 	client        *ClientInfo          // the registration this process last logged in or refreshed with
-	clientDropped time.Time            // when a login that timed out last made this process drop the registration
+	clientDropped time.Time            // when a login that timed out last made this process drop the registration; zero after a login completes
 	retryRefresh  time.Time            // no proactive refresh before this (backoff)
 	failures      int                  // consecutive transient refresh failures
 }

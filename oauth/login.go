@@ -160,6 +160,9 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 		if err == nil && h.srv.ClientID == "" {
 			st.mu.Lock()
 			st.client = client
+			// The user follows links: the next login that times out
+			// may well be a forgotten client's.
+			st.clientDropped = time.Time{}
 			st.mu.Unlock()
 		}
 		if cur := st.current.Load(); err != nil && !registered && h.srv.ClientID == "" &&
@@ -185,9 +188,10 @@ func (h *Handler) login(ctx context.Context, f *flight, scope string) (*Token, e
 }
 
 // clientDropInterval is the least time between two registrations dropped
-// after logins that timed out. Mostly the user just did not follow the
-// link; each drop costs a registration at the authorization server, and
-// logins that nobody completes may go on for days.
+// after logins that timed out, with none completed in between. Mostly the
+// user just did not follow the link; each drop costs a registration at the
+// authorization server, and logins that nobody completes may go on for
+// days.
 const clientDropInterval = 24 * time.Hour
 
 // mayDropClient reports whether a login that timed out may drop the
