@@ -10,13 +10,29 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 )
+
+// The range, and the next offset in it to try. Ports are handed out in
+// turn from a random start, so one process never gets a port twice
+// (two picked one after the other and both closed again, for a server's
+// listener and its status page, were once the same); the random start
+// keeps the test processes that run side by side apart.
+const (
+	first = 20000
+	span  = 12000
+)
+
+var next atomic.Uint32
+
+func init() { next.Store(rand.Uint32N(span)) }
 
 // Listen returns a listener on 127.0.0.1 at such a port; the caller
 // closes it before the server that is to use the port starts.
 func Listen() (net.Listener, error) {
 	for range 1000 {
-		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))); err == nil {
+		port := first + (next.Add(1)-1)%span
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			return ln, nil
 		}
 	}

@@ -5,6 +5,24 @@ import (
 	"testing"
 )
 
+// Ports picked one after the other differ even when each is closed before
+// the next is picked, as tests do for a server and its status page.
+func TestListenNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 3 * span / 4 {
+		ln, err := Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
+}
+
 func TestListenBelowEphemeralPorts(t *testing.T) {
 	seen := map[int]bool{}
 	var lns []net.Listener
