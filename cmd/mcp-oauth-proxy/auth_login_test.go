@@ -116,6 +116,45 @@ func TestAuthLoginURL(t *testing.T) {
 	}
 }
 
+// With --log-format json every line on stderr is a JSON record, the login
+// link's too: a sidecar's log pipeline keeps it, and the link in it works.
+func TestAuthLoginLinkInJSONLogs(t *testing.T) {
+	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{})
+	rs := oauthtest.NewResourceServer(t, as, oauthtest.ResourceOptions{})
+	kc := newFakeKeychain()
+	stderr, wait := startCLI(t, kc, "auth", "login", rs.Endpoint, "--redirect-port", strconv.Itoa(freePort(t)), "--log-format", "json")
+	link := followNextLink(t, stderr, as)
+	r := wait()
+	if r.code != 0 {
+		t.Fatalf("auth login exited %d:\n%s", r.code, r.stderr)
+	}
+	if _, ok := kc.entry(oauth.TokensKey(oauth.Identity(rs.Endpoint))); !ok {
+		t.Fatal("no token stored")
+	}
+	var prompts int
+	for line := range strings.Lines(r.stderr) {
+		var rec struct {
+			Level, Msg, Server, Link string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("stderr line is not a JSON record (%v): %q", err, line)
+			continue
+		}
+		if strings.HasPrefix(rec.Msg, oauthtest.LinkPrefix) {
+			prompts++
+			// The target is named as on the plain line: an ad hoc server by its origin.
+			target := strings.TrimPrefix(rec.Msg, oauthtest.LinkPrefix+" ")
+			if rec.Level != "WARN" || target == "" || !strings.HasPrefix(rs.Endpoint, target) || rec.Server != target || rec.Link != link {
+				t.Errorf("login record: level %q, msg %q, server %q, link %q; want WARN, the upstream's origin in msg and server, and the link followed (%s)",
+					rec.Level, rec.Msg, rec.Server, rec.Link, link)
+			}
+		}
+	}
+	if prompts != 1 {
+		t.Errorf("%d login records, want 1:\n%s", prompts, r.stderr)
+	}
+}
+
 func TestAuthLoginConfiguredServer(t *testing.T) {
 	as := oauthtest.NewAuthServer(t, oauthtest.AuthServerOptions{
 		NoDCR:                    true,

@@ -164,12 +164,26 @@ func (a *app) newEngine(ctx context.Context, f engineFlags) *oauth.Engine {
 	}
 	return &oauth.Engine{
 		Callbacks:         callbacks,
+		Prompt:            a.loginPrompt(),
 		Stderr:            a.stderr,
 		Logger:            a.logger,
 		AllowInsecureHTTP: f.allowInsecureHTTP,
 		LoginTimeout:      f.loginTimeout,
 		RefreshMargin:     f.refreshMargin,
 		HTTPClient:        a.oauthHTTPClient(f.traffic),
+	}
+}
+
+// loginPrompt returns how a login link is shown: nil (the engine's plain
+// "Open this link to authorize …" line) with text logs. With JSON logs it is
+// a record of its own, so that a log pipeline that parses every line (a
+// sidecar's) keeps it, with the same message and the link as "link".
+func (a *app) loginPrompt() func(target, link string) {
+	if a.logFormat != "json" {
+		return nil
+	}
+	return func(target, link string) {
+		a.logger.Warn("Open this link to authorize "+target, "server", target, "link", link)
 	}
 }
 

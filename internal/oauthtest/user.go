@@ -3,6 +3,7 @@ package oauthtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,11 +19,17 @@ const LinkPrefix = "Open this link to authorize"
 // Links returns every login link in text, in order. A link is the last
 // field of a line containing LinkPrefix, or, when that line ends with a
 // colon (fast-agent's style), the whole next line. Quotes and angle
-// brackets around it are dropped (a log line may quote its message).
+// brackets around it are dropped (a log line may quote its message). In a
+// JSON log record whose message starts with LinkPrefix, it is the "link"
+// attribute.
 func Links(text string) []string {
 	var links []string
 	lines := strings.Split(text, "\n")
 	for i, line := range lines {
+		if link, ok := jsonLink(line); ok {
+			links = append(links, link)
+			continue
+		}
 		j := strings.Index(line, LinkPrefix)
 		if j < 0 {
 			continue
@@ -41,6 +48,21 @@ func Links(text string) []string {
 		}
 	}
 	return links
+}
+
+// jsonLink returns the link of a JSON log record announcing one.
+func jsonLink(line string) (string, bool) {
+	if !strings.HasPrefix(line, "{") {
+		return "", false
+	}
+	var rec struct {
+		Msg  string `json:"msg"`
+		Link string `json:"link"`
+	}
+	if json.Unmarshal([]byte(line), &rec) != nil || !strings.HasPrefix(rec.Msg, LinkPrefix) || !isHTTPURL(rec.Link) {
+		return "", false
+	}
+	return rec.Link, true
 }
 
 // trimLink drops characters that cannot end an encoded URL but often
