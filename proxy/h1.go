@@ -381,48 +381,87 @@ var aLongTimeAgo = time.Unix(1, 0)
 // roundTrip writes req and reads the response headers. On success the
 // response body owns c.
 func (c *h1Conn) roundTrip(t *h1Transport, req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	c.answered = false
-	// The context may end while the request is written or any time before
-	// the body's end: unblock the connection then; it is closed after.
-	c.watch(&t.watches, ctx)
-	bw := getWriter(c.nc) // pooled: used only while a request is written
+	bw := c.startRequest(t, req.Context())
 	written, err := writeRequest(bw, req)
 	if !written {
 		err = req.Write(bw)
 	}
+	if err := c.endRequest(t, bw, err); err != nil {
+		return nil, err
+	}
+	return c.receive(t, req)
+}
+
+// startRequest returns the writer for a request on c. The context may end
+// while the request is written or any time before the answer's end: c is
+// unblocked then, and closed after.
+func (c *h1Conn) startRequest(t *h1Transport, ctx context.Context) *bufio.Writer {
+	c.answered = false
+	c.watch(&t.watches, ctx)
+	return getWriter(c.nc) // pooled: used only while a request is written
+}
+
+// endRequest sends what the writer of startRequest holds, unless err (the
+// error of writing it) is set, and returns the error.
+func (c *h1Conn) endRequest(t *h1Transport, bw *bufio.Writer, err error) error {
 	if err == nil {
 		err = bw.Flush()
 	}
 	putWriter(bw)
 	if err != nil {
 		c.unwatch(&t.watches)
+	}
+	return err
+}
+
+// receive reads the response headers to req, which has been sent on c. On
+// success the response body owns c.
+func (c *h1Conn) receive(t *h1Transport, req *http.Request) (*http.Response, error) {
+	if err := c.await(t); err != nil {
 		return nil, err
 	}
-	var res *http.Response
+	if res, direct := parseResponse(c.br, req); direct {
+		return c.direct(t, req.Context(), res, !req.Close), nil
+	}
+	return c.readResponse(t, req)
+}
+
+// await waits for the first byte of the answer. On an error c is no
+// longer watched.
+func (c *h1Conn) await(t *h1Transport) error {
 	c.limit = maxResponseHeaderBytes
 	// Wait for the answer here, not in parseResponse: bufio hands out a
 	// read error (a reset) only once, and it is the one to report.
-	if _, err := c.br.Peek(1); err != nil {
-		c.limit = -1
+	_, err := c.br.Peek(1)
+	c.limit = -1
+	if err != nil {
 		c.unwatch(&t.watches)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // as http.ReadResponse says it
 		}
-		return nil, err
 	}
-	res, direct := parseResponse(c.br, req)
-	c.limit = -1
-	if direct {
-		body := &h1Body{t: t, c: c, ctx: ctx, keep: !req.Close, left: res.ContentLength}
-		if res.ContentLength == 0 {
-			res.Body = http.NoBody
-			body.release(body.keep)
-		} else {
-			res.Body = body
-		}
-		return res, nil
+	return err
+}
+
+// direct gives res, which parseResponse read, the body that owns c; keep
+// tells whether c may be reused after it.
+func (c *h1Conn) direct(t *h1Transport, ctx context.Context, res *http.Response, keep bool) *http.Response {
+	body := &h1Body{t: t, c: c, ctx: ctx, keep: keep, left: res.ContentLength}
+	if res.ContentLength == 0 {
+		res.Body = http.NoBody
+		body.release(body.keep)
+	} else {
+		res.Body = body
 	}
+	return res
+}
+
+// readResponse reads the answer to req with http.ReadResponse, passing
+// informational answers on.
+func (c *h1Conn) readResponse(t *h1Transport, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	var res *http.Response
+	var err error
 	for {
 		c.limit = maxResponseHeaderBytes
 		res, err = http.ReadResponse(c.br, req)
