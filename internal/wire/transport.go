@@ -568,3 +568,43 @@ func (s *sseCounter) scan(p []byte) {
 		s.lineLen++
 	}
 }
+
+// Direct reports whether an exchange made for ctx may be recorded with
+// Answer rather than sent through RoundTrip: only the Recorder reads it
+// (nothing is logged, no HAR, no bodies kept), so a caller that sends the
+// request itself loses nothing by bypassing the Transport.
+func (t *Transport) Direct(ctx context.Context) bool {
+	return !t.logs(ctx) && !t.keepBodies() && t.Kind != KindOAuth
+}
+
+// Answer records an exchange made without RoundTrip (see Direct) as
+// RoundTrip records one: a request with method to u, with body (held by
+// reference, as RoundTrip holds a buffered body) and the bearer token tok,
+// sent at start and answered with res. It counts res.Body as RoundTrip
+// does, and the exchange is recorded when the body ends.
+func (t *Transport) Answer(ctx context.Context, start time.Time, method string, u *url.URL, tok string, body []byte, res *http.Response) {
+	x := &exchange{t: t, start: start}
+	x.Exchange = Exchange{
+		Time:   start,
+		Server: t.Server,
+		Kind:   t.Kind,
+		Method: method,
+		Replay: IsReplay(ctx),
+	}
+	if x.Server == "" {
+		x.Server = ServerFrom(ctx)
+	}
+	if x.Kind == "" {
+		x.Kind = KindMCP
+	}
+	if tok != "" {
+		x.token = tok
+		x.TokenFingerprint = t.fingerprint(tok)
+	}
+	x.url = u
+	x.ReqBytes, x.rpc = int64(len(body)), body
+	if cap(body) > rpcPeek {
+		x.rpc = append([]byte(nil), body[:rpcPeek]...)
+	}
+	x.response(res, nil)
+}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,10 +12,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/oauthtest"
 	"github.com/mcp-oauth-proxy/mcp-oauth-proxy/internal/redact"
@@ -284,10 +287,6 @@ func TestTransportError(t *testing.T) {
 	}
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 func TestOAuthKind(t *testing.T) {
 	tests := []struct {
 		method, contentType, accept, body, want string
@@ -366,3 +365,91 @@ func TestTransportClientGaveUp(t *testing.T) {
 		t.Errorf("recorded %+v; want no status and the client's giving up as the error", got)
 	}
 }
+
+// bufferedBody offers a request body under BodyKey, as the proxy's
+// request context does.
+type bufferedBody []byte
+
+func (b bufferedBody) RequestBody() []byte { return b }
+
+// Direct holds only while the Recorder alone reads exchanges, and Answer
+// then records what RoundTrip records.
+func TestTransportDirect(t *testing.T) {
+	har, err := CreateHAR(t.TempDir()+"/x.har", HAROptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer har.Close()
+	info := slog.New(slog.NewTextHandler(io.Discard, nil))
+	warn := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for _, tt := range []struct {
+		name string
+		t    *Transport
+		want bool
+	}{
+		{"recorder", &Transport{}, true},
+		{"mcp kind, as serve has it", &Transport{Kind: KindMCP}, true},
+		{"logger above info", &Transport{Logger: warn}, true},
+		{"logger", &Transport{Logger: info}, false},
+		{"bodies", &Transport{Bodies: true}, false},
+		{"har", &Transport{HAR: har}, false},
+		{"oauth", &Transport{Kind: KindOAuth}, false},
+	} {
+		if got := tt.t.Direct(t.Context()); got != tt.want {
+			t.Errorf("%s: Direct = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+
+	var cut atomic.Bool // the second answer's body ends early
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "36")
+		if cut.Load() {
+			io.WriteString(w, `{"jsonrpc"`)
+			return
+		}
+		io.WriteString(w, `{"jsonrpc":"2.0","id":4,"result":{}}`)
+	}))
+	defer up.Close()
+	body := []byte(`{"jsonrpc":"2.0","id":4,"method":"tools/list"}`)
+	var viaRoundTrip, viaAnswer Recorder
+	rt := &Transport{Server: "crm", Kind: KindMCP, Recorder: &viaRoundTrip}
+	an := &Transport{Server: "crm", Kind: KindMCP, Recorder: &viaAnswer}
+	ctx := context.WithValue(t.Context(), BodyKey, bufferedBody(body))
+	exchange := func(rec func(*http.Request, *http.Response)) *http.Request {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, up.URL+"/mcp?key=s3cret", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok-123456")
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec(req, res)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return req
+	}
+	for _, c := range []bool{false, true} {
+		cut.Store(c)
+		// Through RoundTrip, with the upstream's answer as its base's.
+		exchange(func(req *http.Request, res *http.Response) {
+			rt.Base = roundTripFunc(func(*http.Request) (*http.Response, error) { return res, nil })
+			if got, err := rt.RoundTrip(req); err != nil || got != res {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+		})
+		exchange(func(req *http.Request, res *http.Response) {
+			an.Answer(ctx, time.Now(), http.MethodPost, req.URL, "tok-123456", body, res)
+		})
+	}
+	ignore := cmpopts.IgnoreFields(Exchange{}, "Time", "Duration")
+	got, want := viaAnswer.Recent(), viaRoundTrip.Recent()
+	if d := cmp.Diff(want, got, ignore); d != "" {
+		t.Errorf("recorded (-RoundTrip +Answer):\n%s", d)
+	}
+	if len(got) != 2 || got[0].RPCMethod != "tools/list" || got[0].RespBytes != 36 || got[1].Err == "" || strings.Contains(got[1].Err, "tok-123456") {
+		t.Errorf("Answer recorded %+v; want the whole first answer, and the second's error without the token", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
