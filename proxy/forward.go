@@ -38,6 +38,7 @@ type handler struct {
 	small    bufferPool             // copy buffers of event streams
 	large    bufferPool             // copy buffers of other responses
 	upstream http.RoundTripper      // authTransport around the base transport
+	fast     *fastPath              // nil: every request takes the full path
 }
 
 // newHandler builds the handler for s. base, when non-nil, is the upstream
@@ -88,6 +89,9 @@ func newHandler(s Server, o Options, base http.RoundTripper) (*handler, error) {
 		h.headers.Set(k, v)
 	}
 	h.upstream = &authTransport{base: base, auth: s.Auth, upstream: h.upName, log: log}
+	if !o.noFastPath {
+		h.fast = newFastPath(h, base)
+	}
 	// FlushInterval stays zero: serve's flushWriter flushes every write.
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -139,10 +143,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // call of its request needed: past 8 KiB Go doubles it to 16 KiB, for
 // every open stream (BENCHMARKS.md; bench/stackprobe measures it).
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	var sent *sentRequest
+	if h.fast != nil {
+		var done bool
+		if done, sent = h.serveFast(w, r); done {
+			return
+		}
+	}
 	rc := h.routes.Get().(*chi.Context)
 	rc.Reset()
 	rc.Routes = h.mux
 	if r = h.admit(w, r, rc); r != nil {
+		infoFrom(r.Context()).sent = sent
 		h.mux.ServeHTTP(w, r)
 	}
 	// As chi does with its own: the request is over, streams included.
@@ -232,6 +244,7 @@ type reqInfo struct {
 	w        flushWriter     // the response writer ReverseProxy writes to
 	buffers  responseBuffers // ReverseProxy's BufferPool
 	rp       httputil.ReverseProxy
+	sent     *sentRequest // the fast path's round trip, for the full path's first
 }
 
 // RequestBody returns the buffered request body for wire.Transport, which

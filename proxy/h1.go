@@ -90,6 +90,11 @@ func newH1Transport(fallback *http.Transport) *h1Transport {
 }
 
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if s := sentFrom(req.Context()); s != nil {
+		// The fast path sent the request already (fast.go).
+		infoFrom(req.Context()).sent = nil
+		return s.result(t, req)
+	}
 	if !t.handles(req) {
 		return t.fallback.RoundTrip(req)
 	}

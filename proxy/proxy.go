@@ -120,6 +120,10 @@ type Options struct {
 	// Logger receives the proxy's logs. Nil discards them. Tokens are never
 	// logged; URLs are logged without their query.
 	Logger *slog.Logger
+
+	// noFastPath sends every request through ReverseProxy (fast.go), for
+	// the tests that compare the two paths.
+	noFastPath bool
 }
 
 // NewHandler returns the handler of one server's listener: it guards the

@@ -89,7 +89,12 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// a sixth of the proxy's garbage. Replays send copies, with the
 	// Authorization req came with unless there is a token.
 	origAuth := req.Header["Authorization"]
-	tok := t.token(req.Context())
+	var tok string
+	if s := sentFrom(req.Context()); s != nil {
+		tok = s.token // the fast path sent it with this one
+	} else {
+		tok = t.token(req.Context())
+	}
 	if tok != "" {
 		req.Header["Authorization"] = t.authorization(tok)
 	}
