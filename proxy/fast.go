@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -356,13 +355,9 @@ func (f *fastPath) writeRequest(bw *bufio.Writer, in http.Header, lines []fastLi
 	bw.WriteString("\r\n")
 	// ReverseProxy sends no User-Agent unless the client sent one.
 	if ua := in["User-Agent"]; len(ua) > 0 && ua[0] != "" {
-		bw.WriteString("User-Agent: ")
-		bw.WriteString(ua[0])
-		bw.WriteString("\r\n")
+		writeField(bw, "User-Agent", ua[0])
 	}
-	bw.WriteString("Content-Length: ")
-	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(len(body)), 10))
-	bw.WriteString("\r\n")
+	writeLength(bw, int64(len(body)))
 	for _, l := range lines {
 		if l.values == nil {
 			bw.WriteString("Authorization: Bearer ")
@@ -371,10 +366,7 @@ func (f *fastPath) writeRequest(bw *bufio.Writer, in http.Header, lines []fastLi
 			continue
 		}
 		for _, v := range l.values {
-			bw.WriteString(l.name)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeField(bw, l.name, v)
 		}
 	}
 	bw.WriteString("\r\n")

@@ -83,23 +83,16 @@ func writeRequest(bw *bufio.Writer, req *http.Request) (bool, error) {
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	if ua != "" {
-		bw.WriteString("User-Agent: ")
-		bw.WriteString(ua)
-		bw.WriteString("\r\n")
+		writeField(bw, "User-Agent", ua)
 	}
 	// As net/http: many servers expect a length for these methods even
 	// when it is 0.
 	if body || method == "POST" || method == "PUT" || method == "PATCH" {
-		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
-		bw.WriteString("\r\n")
+		writeLength(bw, req.ContentLength)
 	}
 	for _, l := range lines {
 		for _, v := range l.values {
-			bw.WriteString(l.name)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeField(bw, l.name, v)
 		}
 	}
 	bw.WriteString("\r\n")
@@ -124,6 +117,21 @@ func writeRequest(bw *bufio.Writer, req *http.Request) (bool, error) {
 		return true, fmt.Errorf("http: ContentLength=%d with Body length %d", req.ContentLength, n)
 	}
 	return true, nil
+}
+
+// writeField writes the header line "name: value".
+func writeField(bw *bufio.Writer, name, value string) {
+	bw.WriteString(name)
+	bw.WriteString(": ")
+	bw.WriteString(value)
+	bw.WriteString("\r\n")
+}
+
+// writeLength writes the Content-Length line for n.
+func writeLength(bw *bufio.Writer, n int64) {
+	bw.WriteString("Content-Length: ")
+	bw.Write(strconv.AppendInt(bw.AvailableBuffer(), n, 10))
+	bw.WriteString("\r\n")
 }
 
 // plainHost reports whether a Host header is one net/http writes as it is:
