@@ -108,6 +108,7 @@ type sentRequest struct {
 	res   *http.Response // the answer, its head read; or
 	err   error          // why the round trip failed
 	token string         // the token sent, "" for none
+	start time.Time      // when it was sent, for the recorder (wire.SentKey)
 }
 
 // result is what h1Transport.RoundTrip returns for req, the full path's
@@ -170,9 +171,6 @@ func (h *handler) serveFast(w http.ResponseWriter, r *http.Request) (done bool, 
 		return true, nil
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if ctx.Err() != nil {
-		return false, nil // the client went away or the proxy is shutting down
-	}
 	// The token now, as the full path takes it once the body is in: a
 	// slow client's body may outlast a refresh.
 	var tok string
@@ -185,29 +183,32 @@ func (h *handler) serveFast(w http.ResponseWriter, r *http.Request) (done bool, 
 			return false, nil
 		}
 	}
+	if ctx.Err() != nil {
+		return false, nil // the client went away or the proxy is shutting down
+	}
 
 	start := time.Now()
 	c, _, err := f.t.conn(ctx, f.addr)
 	if err != nil {
-		return false, &sentRequest{err: err, token: tok}
+		return false, &sentRequest{err: err, token: tok, start: start}
 	}
 	bw := c.startRequest(f.t, ctx)
 	f.writeRequest(bw, r.Header, lines, tok, body)
 	if err := c.endRequest(f.t, bw, nil); err != nil {
 		c.close()
-		return false, &sentRequest{err: err, token: tok}
+		return false, &sentRequest{err: err, token: tok, start: start}
 	}
 	if err := c.await(f.t); err != nil {
 		c.close()
-		return false, &sentRequest{err: err, token: tok}
+		return false, &sentRequest{err: err, token: tok, start: start}
 	}
 	res, direct := parseResponse(c.br, r)
 	if !direct {
-		return false, &sentRequest{c: c, token: tok}
+		return false, &sentRequest{c: c, token: tok, start: start}
 	}
 	res = c.direct(f.t, ctx, res, true)
 	if !passOn(res) {
-		return false, &sentRequest{res: res, token: tok}
+		return false, &sentRequest{res: res, token: tok, start: start}
 	}
 	f.served.Add(1)
 	if f.rec != nil {

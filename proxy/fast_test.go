@@ -492,3 +492,99 @@ func TestFastPathShutdownDuringBody(t *testing.T) {
 		})
 	}
 }
+
+// waitingAuth's Token waits for its context to end once armed, then
+// returns a token anyway.
+type waitingAuth struct{ armed atomic.Bool }
+
+func (a *waitingAuth) Token(ctx context.Context) (string, error) {
+	if a.armed.Load() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return "tok-1", nil
+}
+
+func (*waitingAuth) Challenge(context.Context, *http.Response, string) (bool, error) {
+	return false, nil
+}
+
+// A client that goes away while its token is being found does not get its
+// request sent, on either path.
+func TestFastPathClientGoneDuringToken(t *testing.T) {
+	for _, noFast := range []bool{false, true} {
+		t.Run(fmt.Sprint("noFastPath=", noFast), func(t *testing.T) {
+			up := startRecordingUpstream(t, map[string]string{"json": fastAnswers[0].raw})
+			auth := new(waitingAuth)
+			p, err := Start(t.Context(), []Server{{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: auth}},
+				Options{noFastPath: noFast})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Shutdown(context.Background())
+			// An idle upstream connection in the pool: nothing to dial.
+			if answer := slowPost(t, p, func() {}); !strings.HasPrefix(answer, "HTTP/1.1 200 ") {
+				t.Fatalf("first request: %q", answer)
+			}
+			up.take()
+			auth.armed.Store(true)
+			addr := p.Listeners()[0].Addr
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := `{"jsonrpc":"2.0","id":8,"method":"tools/call"}`
+			io.WriteString(c, "POST /mcp HTTP/1.1\r\nHost: "+addr+"\r\nContent-Type: application/json\r\nX-Answer: json\r\nContent-Length: "+
+				strconv.Itoa(len(body))+"\r\n\r\n"+body)
+			time.Sleep(300 * time.Millisecond) // the proxy waits for the token
+			c.Close()
+			time.Sleep(300 * time.Millisecond) // it notices, and the token comes
+			if got := up.take(); len(got) != 0 {
+				t.Errorf("the upstream got %d requests of a client that had gone", len(got))
+			}
+		})
+	}
+}
+
+// An answer the fast path hands over is recorded from when the request was
+// sent, as the full path records it, not from when the full path took over.
+func TestFastPathHandoverRecordedFromSend(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(delay)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: message\ndata: {}\n\n")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: upstream}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for _, noFast := range []bool{false, true} {
+		t.Run(fmt.Sprint("noFastPath=", noFast), func(t *testing.T) {
+			rec := new(wire.Recorder)
+			p, err := Start(t.Context(), []Server{{Name: "crm", Upstream: "http://" + ln.Addr().String() + "/mcp", Auth: fixedAuth("tok-1")}},
+				Options{noFastPath: noFast, WrapTransport: func(server string, rt http.RoundTripper) http.RoundTripper {
+					return &wire.Transport{Base: rt, Server: server, Kind: wire.KindMCP, Recorder: rec}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Shutdown(context.Background())
+			res, err := http.Post(p.Listeners()[0].URL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if x := rec.Recent(); len(x) != 1 || !x[0].Stream || x[0].Duration < delay {
+				t.Errorf("recorded %+v; want one stream of at least %v", x, delay)
+			}
+		})
+	}
+}

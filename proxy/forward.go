@@ -153,8 +153,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	rc := h.routes.Get().(*chi.Context)
 	rc.Reset()
 	rc.Routes = h.mux
-	if r = h.admit(w, r, rc); r != nil {
-		infoFrom(r.Context()).sent = sent
+	if r = h.admit(w, r, rc, sent); r != nil {
 		h.mux.ServeHTTP(w, r)
 	}
 	// As chi does with its own: the request is over, streams included.
@@ -162,8 +161,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit checks and buffers r and returns it with its request context, or
-// nil when it has been answered.
-func (h *handler) admit(w http.ResponseWriter, r *http.Request, rc *chi.Context) *http.Request {
+// nil when it has been answered. sent is the fast path's round trip, if it
+// made one.
+func (h *handler) admit(w http.ResponseWriter, r *http.Request, rc *chi.Context, sent *sentRequest) *http.Request {
 	if !h.guard.allow(w, r, h.log) {
 		return nil
 	}
@@ -171,6 +171,7 @@ func (h *handler) admit(w http.ResponseWriter, r *http.Request, rc *chi.Context)
 	if !ok {
 		return nil
 	}
+	info.sent = sent
 	info.ctx = reqContext{Context: r.Context(), info: info, route: rc}
 	return r.WithContext(&info.ctx)
 }
@@ -215,6 +216,11 @@ func (c *reqContext) Value(key any) any {
 			return nil
 		}
 		return c.info
+	case wire.SentKey:
+		if c.info.sent == nil {
+			return nil
+		}
+		return c.info.sent.start
 	}
 	return c.Context.Value(key)
 }

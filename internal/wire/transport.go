@@ -32,7 +32,13 @@ const rpcPeek = 4 << 10
 // of a copy. The proxy's contexts offer the bodies it buffered.
 var BodyKey = &contextKey{"request-body"}
 
-// contextKey is the type of BodyKey, as net/http's context keys.
+// SentKey is the context key under which a request's context may offer,
+// as a time.Time, when the request was sent: by a caller that sent it
+// before RoundTrip, which then only reads the answer. The exchange's Time
+// and Duration start there.
+var SentKey = &contextKey{"sent"}
+
+// contextKey is the type of BodyKey and SentKey, as net/http's context keys.
 type contextKey struct{ name string }
 
 func (k *contextKey) String() string { return "wire context key " + k.name }
@@ -142,7 +148,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // send.
 func (t *Transport) begin(req *http.Request) (*exchange, *http.Request) {
 	ctx := req.Context()
-	x := &exchange{t: t, start: time.Now(), logs: t.logs(ctx)}
+	start, ok := ctx.Value(SentKey).(time.Time)
+	if !ok {
+		start = time.Now()
+	}
+	x := &exchange{t: t, start: start, logs: t.logs(ctx)}
 	x.Exchange = Exchange{
 		Time:   x.start,
 		Server: t.Server,
