@@ -389,12 +389,7 @@ func TestFastPathDialFailure(t *testing.T) {
 	ln.Close() // nothing listens there now
 	for _, noFast := range []bool{false, true} {
 		t.Run(fmt.Sprint("noFastPath=", noFast), func(t *testing.T) {
-			p, err := Start(t.Context(), []Server{{Name: "down", Upstream: "http://" + addr + "/mcp", Auth: fixedAuth("tok")}},
-				Options{noFastPath: noFast})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Shutdown(context.Background())
+			p := startServer(t, Server{Name: "down", Upstream: "http://" + addr + "/mcp", Auth: fixedAuth("tok")}, Options{noFastPath: noFast})
 			res, err := http.Post(p.Listeners()[0].URL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":3,"method":"ping"}`))
 			if err != nil {
 				t.Fatal(err)
@@ -449,12 +444,7 @@ func TestFastPathTokenAfterBody(t *testing.T) {
 			up := startRecordingUpstream(t, map[string]string{"json": fastAnswers[0].raw})
 			auth := new(swapAuth)
 			auth.tok.Store("old-token")
-			p, err := Start(t.Context(), []Server{{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: auth}},
-				Options{noFastPath: noFast})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Shutdown(context.Background())
+			p := startServer(t, Server{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: auth}, Options{noFastPath: noFast})
 			answer := slowPost(t, p, func() { auth.tok.Store("new-token") })
 			got := up.take()
 			if len(got) != 1 || !strings.Contains(got[0], "Authorization: Bearer new-token\r\n") || !strings.HasPrefix(answer, "HTTP/1.1 200 ") {
@@ -470,11 +460,7 @@ func TestFastPathShutdownDuringBody(t *testing.T) {
 	for _, noFast := range []bool{false, true} {
 		t.Run(fmt.Sprint("noFastPath=", noFast), func(t *testing.T) {
 			up := startRecordingUpstream(t, map[string]string{"json": fastAnswers[0].raw})
-			p, err := Start(t.Context(), []Server{{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: fixedAuth("tok-1")}},
-				Options{noFastPath: noFast})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := startServer(t, Server{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: fixedAuth("tok-1")}, Options{noFastPath: noFast})
 			// An idle upstream connection in the pool, ready for the next.
 			if answer := slowPost(t, p, func() {}); !strings.HasPrefix(answer, "HTTP/1.1 200 ") {
 				t.Fatalf("first request: %q", answer)
@@ -518,12 +504,7 @@ func TestFastPathClientGoneDuringToken(t *testing.T) {
 		t.Run(fmt.Sprint("noFastPath=", noFast), func(t *testing.T) {
 			up := startRecordingUpstream(t, map[string]string{"json": fastAnswers[0].raw})
 			auth := new(waitingAuth)
-			p, err := Start(t.Context(), []Server{{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: auth}},
-				Options{noFastPath: noFast})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Shutdown(context.Background())
+			p := startServer(t, Server{Name: "crm", Upstream: "http://" + up.ln.Addr().String() + "/mcp", Auth: auth}, Options{noFastPath: noFast})
 			// An idle upstream connection in the pool: nothing to dial.
 			if answer := slowPost(t, p, func() {}); !strings.HasPrefix(answer, "HTTP/1.1 200 ") {
 				t.Fatalf("first request: %q", answer)
@@ -568,14 +549,11 @@ func TestFastPathHandoverRecordedFromSend(t *testing.T) {
 	for _, noFast := range []bool{false, true} {
 		t.Run(fmt.Sprint("noFastPath=", noFast), func(t *testing.T) {
 			rec := new(wire.Recorder)
-			p, err := Start(t.Context(), []Server{{Name: "crm", Upstream: "http://" + ln.Addr().String() + "/mcp", Auth: fixedAuth("tok-1")}},
-				Options{noFastPath: noFast, WrapTransport: func(server string, rt http.RoundTripper) http.RoundTripper {
-					return &wire.Transport{Base: rt, Server: server, Kind: wire.KindMCP, Recorder: rec}
-				}})
-			if err != nil {
-				t.Fatal(err)
+			wrap := func(server string, rt http.RoundTripper) http.RoundTripper {
+				return &wire.Transport{Base: rt, Server: server, Kind: wire.KindMCP, Recorder: rec}
 			}
-			defer p.Shutdown(context.Background())
+			p := startServer(t, Server{Name: "crm", Upstream: "http://" + ln.Addr().String() + "/mcp", Auth: fixedAuth("tok-1")},
+				Options{noFastPath: noFast, WrapTransport: wrap})
 			res, err := http.Post(p.Listeners()[0].URL, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
 			if err != nil {
 				t.Fatal(err)
@@ -587,4 +565,15 @@ func TestFastPathHandoverRecordedFromSend(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startServer starts a proxy for s alone, shut down when the test ends.
+func startServer(t *testing.T, s Server, o Options) *Proxy {
+	t.Helper()
+	p, err := Start(t.Context(), []Server{s}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	return p
 }
