@@ -42,6 +42,7 @@ import (
 type h1Server struct {
 	handler           http.Handler
 	baseCtx           context.Context
+	reqBase           context.Context // what request contexts derive from (newH1Server)
 	log               *slog.Logger
 	readHeaderTimeout time.Duration
 	idleTimeout       time.Duration
@@ -96,6 +97,16 @@ func newH1Server(h http.Handler, baseCtx context.Context, log *slog.Logger) *h1S
 		readHeaderTimeout: 10 * time.Second,
 		idleTimeout:       2 * time.Minute,
 		conns:             make(map[*serverConn]struct{}),
+	}
+	// A request context derived from baseCtx itself would be listed in it
+	// and taken off again: two locks of one mutex that every listener and
+	// connection shares, and a map entry, per request, the largest cost
+	// of a request's context (BENCHMARKS.md). So baseCtx's end comes to
+	// the requests through the server instead. A deadline would not.
+	s.reqBase = baseCtx
+	if _, ok := baseCtx.Deadline(); !ok && baseCtx.Done() != nil {
+		s.reqBase = context.WithoutCancel(baseCtx)
+		context.AfterFunc(baseCtx, s.cancelRequests)
 	}
 	s.handoff.conns = make(chan net.Conn)
 	s.handoff.done = make(chan struct{})
@@ -207,6 +218,17 @@ func (s *h1Server) sweepWaits() {
 		hc.expire(now)
 	}
 	s.sweep.Reset(s.sweepEvery())
+}
+
+// cancelRequests ends the context of every request being served, once
+// baseCtx has ended. A request that begins after it finds baseCtx ended
+// (serveRequest).
+func (s *h1Server) cancelRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for hc := range s.conns {
+		hc.cr.cancelRequest()
+	}
 }
 
 func (s *h1Server) forget(hc *serverConn) {
@@ -403,7 +425,7 @@ func (c *serverConn) serve() {
 			// Made on the first request served here: a connection handed
 			// off at once (an event stream's GET) needs none of it.
 			c.bw = getWriter(c.rwc)
-			c.ctx = context.WithValue(c.srv.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
+			c.ctx = context.WithValue(c.srv.reqBase, http.LocalAddrContextKey, c.rwc.LocalAddr())
 			c.ctx = context.WithValue(c.ctx, http.ServerContextKey, c.srv.std)
 			c.w.c = c
 		}
@@ -787,6 +809,9 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 	// a copy would cost an allocation of the whole request.
 	*req = *req.WithContext(ctx)
 	c.cr.begin(cancel)
+	if c.srv.baseCtx.Err() != nil {
+		cancel() // cancelRequests ran before begin
+	}
 	body := &requestBody{c: c, n: req.ContentLength, sawEOF: req.ContentLength == 0, closing: req.Close}
 	if req.ContentLength > 0 {
 		req.Body = body
@@ -889,6 +914,15 @@ func (r *connReader) begin(cancel context.CancelFunc) {
 	r.gen++
 	r.done = false
 	r.cancel = cancel
+}
+
+// cancelRequest ends the context of the request being served, if any.
+func (r *connReader) cancelRequest() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+	}
 }
 
 // watch starts the background read for the request it was listed for,

@@ -20,7 +20,13 @@ import (
 // server before it serves.
 func startH1(t *testing.T, h http.Handler, set func(*h1Server)) (*h1Server, string) {
 	t.Helper()
-	s := newH1Server(h, context.Background(), slog.New(slog.DiscardHandler))
+	return startH1Base(t, context.Background(), h, set)
+}
+
+// startH1Base is startH1 with base as the server's base context.
+func startH1Base(t *testing.T, base context.Context, h http.Handler, set func(*h1Server)) (*h1Server, string) {
+	t.Helper()
+	s := newH1Server(h, base, slog.New(slog.DiscardHandler))
 	if set != nil {
 		set(s)
 	}
@@ -545,6 +551,53 @@ func TestServerShutdown(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Error("listener still accepting after Shutdown")
+	}
+}
+
+// TestServerBaseContext checks that request contexts end with the base
+// context, which reaches them through the server rather than as their
+// parent (newH1Server), and keep its deadline.
+func TestServerBaseContext(t *testing.T) {
+	running := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if r.URL.Path == "/wait" {
+			close(running)
+			<-ctx.Done()
+		}
+		_, hasDeadline := ctx.Deadline()
+		fmt.Fprintf(w, "%v %v %v", ctx.Err(), context.Cause(ctx), hasDeadline)
+	})
+
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, addr := startH1Base(t, base, h, nil)
+	idle := dialRaw(t, addr)
+	idle.send(postReq("/", ""))
+	if _, body := idle.response(); body != "<nil> <nil> false" {
+		t.Fatalf("before the cancel: %q", body)
+	}
+	busy := dialRaw(t, addr)
+	busy.send(postReq("/wait", ""))
+	<-running
+	cancel()
+	if _, body := busy.response(); body != "context canceled context canceled false" {
+		t.Errorf("a request running when the base context ended: %q", body)
+	}
+	// The server goes on serving (its Shutdown stops it), with request
+	// contexts that have ended already.
+	idle.send(postReq("/", ""))
+	if _, body := idle.response(); body != "context canceled context canceled false" {
+		t.Errorf("a request begun after the base context ended: %q", body)
+	}
+
+	withDeadline, cancel2 := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel2()
+	_, addr = startH1Base(t, withDeadline, h, nil)
+	c := dialRaw(t, addr)
+	c.send(postReq("/", ""))
+	if _, body := c.response(); body != "<nil> <nil> true" {
+		t.Errorf("with a deadline on the base context: %q", body)
 	}
 }
 
