@@ -217,15 +217,26 @@ func (h *handler) serveFast(w http.ResponseWriter, r *http.Request) (done bool, 
 	// As ReverseProxy passes an answer on: its end-to-end headers, the
 	// status, then the body as it reads it, each read flushed (as
 	// flushWriter does for the full path).
-	hdr := w.Header()
-	for k, vs := range res.Header {
-		if !hopHeader(k) {
+	for k := range res.Header {
+		if hopHeader(k) {
+			delete(res.Header, k)
+		}
+	}
+	var out io.Writer
+	if rw, ok := w.(*response); ok && rw.adoptHeader(res.Header) {
+		// The listener's response: the header needs no copy, and the
+		// flush no ResponseController.
+		out = (*flushingResponse)(rw)
+	} else {
+		hdr := w.Header()
+		for k, vs := range res.Header {
 			hdr[k] = append(hdr[k], vs...)
 		}
+		out = &flushWriter{ResponseWriter: w}
 	}
 	w.WriteHeader(res.StatusCode)
 	b := h.large.get()
-	err = h.copyBody(&flushWriter{ResponseWriter: w}, res.Body, *b)
+	err = h.copyBody(out, res.Body, *b)
 	h.large.put(b)
 	res.Body.Close()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -176,12 +177,7 @@ var fastAnswers = []struct {
 
 // fastRequests are the client's requests (head lines beyond Host and the
 // length) and whether the fast path may take each.
-var fastRequests = []struct {
-	name  string
-	lines []string
-	query string
-	fast  bool
-}{
+var fastRequests = []fastRequest{
 	{"plain", []string{"Content-Type: application/json", "Accept: application/json, text/event-stream", "Mcp-Session-Id: s-1", "Mcp-Protocol-Version: 2025-11-25"}, "", true},
 	{"the listener's query", []string{"Content-Type: application/json"}, "?tenant=a", true},
 	{"client credentials and browser headers", []string{"Content-Type: application/json", "Authorization: Bearer the-clients", "X-Hf-Authorization: hf", "Origin: http://localhost:6274", "Referer: http://localhost:6274/"}, "", true},
@@ -197,6 +193,31 @@ var fastRequests = []struct {
 	{"names another header in Connection", []string{"Content-Type: application/json", "Connection: X-Hop", "X-Hop: 1"}, "", false},
 }
 
+// fastRequest is one of fastRequests.
+type fastRequest struct {
+	name  string
+	lines []string
+	query string
+	fast  bool
+}
+
+// target is the request's target: the endpoint with the listener's
+// query, or with the request's own query or path.
+func (rq fastRequest) target() string {
+	switch {
+	case rq.name == "plain":
+		return "/mcp"
+	case strings.HasPrefix(rq.query, "?"):
+		return "/mcp" + rq.query
+	case rq.query != "":
+		return rq.query
+	}
+	return "/mcp?tenant=a"
+}
+
+// head is the request's head lines, each ending in CRLF.
+func (rq fastRequest) head() string { return strings.Join(rq.lines, "\r\n") + "\r\n" }
+
 var dateRE = regexp.MustCompile(`(?m)^Date: .*\r$`)
 
 // fastPair is two proxies in front of one recording upstream, one with the
@@ -207,9 +228,10 @@ type fastPair struct {
 }
 
 type fastSide struct {
-	p   *Proxy
-	h   *handler
-	rec *wire.Recorder
+	p    *Proxy
+	h    *handler
+	rec  *wire.Recorder
+	addr string // the listener's
 }
 
 func startFastPair(tb testing.TB) *fastPair {
@@ -236,7 +258,7 @@ func startFastPair(tb testing.TB) *fastPair {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { p.Shutdown(context.Background()) })
-		return fastSide{p: p, h: p.listeners[0].srv.handler.(*handler), rec: rec}
+		return fastSide{p: p, h: p.listeners[0].srv.handler.(*handler), rec: rec, addr: p.Listeners()[0].Addr}
 	}
 	fp := &fastPair{up: up, fast: start(false), full: start(true)}
 	if fp.fast.h.fast == nil || fp.full.h.fast != nil {
@@ -251,7 +273,7 @@ func startFastPair(tb testing.TB) *fastPair {
 // the upstream got.
 func (fp *fastPair) exchange(tb testing.TB, s fastSide, target, head, answer string) (string, []string) {
 	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}`
-	addr := s.p.Listeners()[0].Addr
+	addr := s.addr
 	raw := "POST " + target + " HTTP/1.1\r\nHost: " + addr + "\r\n" + head +
 		"X-Answer: " + answer + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	c, err := net.Dial("tcp", addr)
@@ -288,9 +310,15 @@ func (fp *fastPair) exchange(tb testing.TB, s fastSide, target, head, answer str
 // differences, and whether the fast path answered it.
 func (fp *fastPair) compare(tb testing.TB, target, head, answer string) (fastAnswered bool) {
 	tb.Helper()
-	before := fp.fast.h.fast.served.Load()
-	gotFast, upFast := fp.exchange(tb, fp.fast, target, head, answer)
-	fastAnswered = fp.fast.h.fast.served.Load() != before
+	return fp.compareSide(tb, fp.fast, target, head, answer)
+}
+
+// compareSide is compare with fast in place of fp.fast.
+func (fp *fastPair) compareSide(tb testing.TB, fast fastSide, target, head, answer string) (fastAnswered bool) {
+	tb.Helper()
+	before := fast.h.fast.served.Load()
+	gotFast, upFast := fp.exchange(tb, fast, target, head, answer)
+	fastAnswered = fast.h.fast.served.Load() != before
 	gotFull, upFull := fp.exchange(tb, fp.full, target, head, answer)
 	if d := cmp.Diff(upFull, upFast); d != "" {
 		tb.Errorf("upstream got (-full path +fast path):\n%s", d)
@@ -299,7 +327,7 @@ func (fp *fastPair) compare(tb testing.TB, target, head, answer string) (fastAns
 		tb.Errorf("client got (-full path +fast path):\n%s", d)
 	}
 	// Each recorded the exchange (oldest first, at most RecentSize).
-	recFast, recFull := newest(fp.fast.rec.Recent(), len(upFast)), newest(fp.full.rec.Recent(), len(upFull))
+	recFast, recFull := newest(fast.rec.Recent(), len(upFast)), newest(fp.full.rec.Recent(), len(upFull))
 	if d := cmp.Diff(recFull, recFast, cmpopts.IgnoreFields(wire.Exchange{}, "Time", "Duration")); d != "" {
 		tb.Errorf("recorded (-full path +fast path):\n%s", d)
 	}
@@ -324,17 +352,7 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 				if want {
 					fastOnes++
 				}
-				target := "/mcp?tenant=a"
-				switch {
-				case strings.HasPrefix(rq.query, "?"):
-					target = "/mcp" + rq.query
-				case rq.query != "":
-					target = rq.query
-				}
-				if rq.name == "plain" {
-					target = "/mcp"
-				}
-				if got := fp.compare(t, target, strings.Join(rq.lines, "\r\n")+"\r\n", a.name); got != want {
+				if got := fp.compare(t, rq.target(), rq.head(), a.name); got != want {
 					t.Errorf("fast path answered: %v, want %v", got, want)
 				}
 			})
@@ -345,6 +363,49 @@ func TestFastPathMatchesFullPath(t *testing.T) {
 	} else {
 		t.Logf("the fast path answered %d of %d exchanges", n, len(fastRequests)*len(fastAnswers))
 	}
+}
+
+// TestFastPathOtherWriter is TestFastPathMatchesFullPath for the fast path
+// under a ResponseWriter other than the listener's own, such as a wrapping
+// middleware's, which it cannot hand the answer's header to.
+func TestFastPathOtherWriter(t *testing.T) {
+	fp := startFastPair(t)
+	wrapped := fp.fast
+	wrapped.addr = serveWrapped(t, fp.fast.h)
+	var answered int
+	for _, rq := range fastRequests {
+		for _, a := range fastAnswers {
+			t.Run(rq.name+"/"+a.name, func(t *testing.T) {
+				if fp.compareSide(t, wrapped, rq.target(), rq.head(), a.name) {
+					answered++
+				}
+			})
+		}
+	}
+	if answered == 0 {
+		t.Error("the fast path answered nothing")
+	}
+}
+
+// wrappedWriter hides the listener's ResponseWriter, as a middleware's
+// would, and unwraps to it for http.ResponseController.
+type wrappedWriter struct{ http.ResponseWriter }
+
+func (w wrappedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveWrapped serves h with each ResponseWriter wrapped, on a listener of
+// its own, and returns its address.
+func serveWrapped(t *testing.T, h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newH1Server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(wrappedWriter{w}, r)
+	}), context.Background(), slog.New(slog.DiscardHandler))
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
 }
 
 // FuzzFastPath sends requests with any header lines and any of the

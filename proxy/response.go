@@ -259,6 +259,32 @@ func (w *response) Header() http.Header {
 	return w.header
 }
 
+// adoptHeader makes h the header, as if the handler had set each of its
+// entries, and reports whether it could: only while the handler has
+// neither asked for the header nor written. Nothing else may hold h. It
+// saves the fast path a copy of the answer's header, and WriteHeader the
+// snapshot of a header the handler could change.
+func (w *response) adoptHeader(h http.Header) bool {
+	if w.calledHeader || w.wroteHeader || len(w.header) > 0 {
+		return false
+	}
+	w.header = h
+	return true
+}
+
+// flushingResponse writes to the response and flushes each write, as
+// flushWriter does through http.ResponseController.
+type flushingResponse response
+
+func (f *flushingResponse) Write(p []byte) (int, error) {
+	w := (*response)(f)
+	n, err := w.Write(p)
+	if err == nil {
+		w.FlushError() // as flushWriter: a failed flush shows in the next write
+	}
+	return n, err
+}
+
 func (w *response) WriteHeader(code int) {
 	if w.wroteHeader {
 		w.c.srv.log.Debug("superfluous WriteHeader call", "code", code)

@@ -732,3 +732,26 @@ func TestDateCache(t *testing.T) {
 		last = d.p.Load()
 	}
 }
+
+func TestResponseAdoptHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*response)
+		want bool
+	}{
+		{"fresh", func(*response) {}, true},
+		{"header asked for", func(w *response) { w.Header() }, false},
+		{"header set", func(w *response) { w.header.Set("X-A", "1") }, false},
+		{"status written", func(w *response) { w.wroteHeader = true }, false},
+	} {
+		w := &response{header: http.Header{}}
+		tc.set(w)
+		h := http.Header{"Content-Type": {"application/json"}}
+		if got := w.adoptHeader(h); got != tc.want {
+			t.Errorf("%s: adoptHeader = %v, want %v", tc.name, got, tc.want)
+		}
+		if adopted := w.header.Get("Content-Type") != ""; adopted != tc.want {
+			t.Errorf("%s: header adopted: %v, want %v", tc.name, adopted, tc.want)
+		}
+	}
+}
