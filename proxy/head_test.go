@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -122,6 +123,24 @@ func benchmarkReadHead(b *testing.B, head []byte) {
 			if _, err := readPlainHead(head); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzParseTarget requires parseTarget to give what url.ParseRequestURI
+// gives, its shortcut for plain paths included.
+func FuzzParseTarget(f *testing.F) {
+	for _, s := range []string{"/mcp", "/", "//x", "/a/../b", "/v1/mcp-server_x.y~z", "/mcp?x=1", "/m%63p", "/a b", "*", "", "mcp", "/a!b", "/a;b=c", "http://h/mcp", "/\x7f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		want, wantErr := url.ParseRequestURI(target)
+		got, err := parseTarget(target)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("parseTarget(%q): error %v, want %v", target, err, wantErr)
+		}
+		if err == nil && *got != *want {
+			t.Errorf("parseTarget(%q) = %#v, want %#v", target, *got, *want)
 		}
 	})
 }

@@ -714,7 +714,7 @@ func readPlainHead(head []byte) (*http.Request, error) {
 	const method, proto = "POST ", " HTTP/1.1\r\n"
 	end := len(method) + strings.IndexByte(s[len(method):], ' ')
 	target := s[len(method):end]
-	u, err := url.ParseRequestURI(target)
+	u, err := parseTarget(target)
 	if err != nil {
 		return nil, err
 	}
@@ -762,6 +762,22 @@ func readPlainHead(head []byte) (*http.Request, error) {
 		req.ContentLength, _ = strconv.ParseInt(cl[0], 10, 64)
 	}
 	return req, nil
+}
+
+// parseTarget is url.ParseRequestURI. An MCP endpoint's path of letters,
+// digits, "-._~" and "/" alone, the usual target, is a URL with that Path
+// and nothing else, found without the parser's general work.
+func parseTarget(target string) (*url.URL, error) {
+	plain := target != "" && target[0] == '/'
+	for i := 0; plain && i < len(target); i++ {
+		c := target[i]
+		plain = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '/' || c == '-' || c == '.' || c == '_' || c == '~'
+	}
+	if plain {
+		return &url.URL{Path: target}, nil
+	}
+	return url.ParseRequestURI(target)
 }
 
 // mcpHeaderKeys are the names MCP clients send that net/http does not
