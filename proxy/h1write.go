@@ -6,9 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // writeRequest writes req to bw byte for byte as req.Write would, for the
@@ -117,6 +120,50 @@ func writeRequest(bw *bufio.Writer, req *http.Request) (bool, error) {
 		return true, fmt.Errorf("http: ContentLength=%d with Body length %d", req.ContentLength, n)
 	}
 	return true, nil
+}
+
+// writeHeader writes h without the names in exclude, as
+// h.WriteSubset(bw, exclude) does: sorted by name, invalid names left
+// out, each value on a line of its own with its line breaks made spaces
+// and its surrounding white space trimmed. It does without WriteSubset's
+// sorter pool and replacer, whose cold code was most of a response head's
+// cost (BENCHMARKS.md). It returns the writer's first error.
+func writeHeader(bw *bufio.Writer, h http.Header, exclude map[string]bool) error {
+	var buf [16]headerLines
+	lines := buf[:0]
+	for k, vs := range h {
+		if !exclude[k] {
+			lines = append(lines, headerLines{k, vs})
+		}
+	}
+	slices.SortFunc(lines, func(a, b headerLines) int { return strings.Compare(a.name, b.name) })
+	for _, l := range lines {
+		if !httpguts.ValidHeaderFieldName(l.name) {
+			continue // as net/http: dropped, with no way to tell the handler
+		}
+		for _, v := range l.values {
+			if !plainValue(v) {
+				v = cleanValue(v)
+			}
+			writeField(bw, l.name, v)
+		}
+	}
+	// A bufio.Writer keeps its first error and returns it from every
+	// later write.
+	_, err := bw.WriteString("")
+	return err
+}
+
+// cleanValue is header value v as net/http writes it: CR and LF made
+// spaces, then white space trimmed. Byte by byte: v need not be UTF-8.
+func cleanValue(v string) string {
+	b := []byte(v)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	return textproto.TrimString(string(b))
 }
 
 // writeField writes the header line "name: value".

@@ -184,6 +184,57 @@ func FuzzWriteRequest(f *testing.F) {
 	})
 }
 
+// FuzzWriteHeader holds writeHeader to Header.WriteSubset's bytes for any
+// header, given as "name:value" entries separated by NUL bytes, and any
+// names to leave out, separated by commas; and to its error from a writer
+// that fails after limit-1 bytes (0: one that never fails).
+func FuzzWriteHeader(f *testing.F) {
+	f.Add("Content-Type:application/json\x00Date:x\x00X-A: a\r\n b \x00X-A:\x00Bad Name:v", "Date", uint16(0))
+	f.Add("Mcp-Session-Id:s\x00Content-Length:2\x00X-\xff:v\x00X-B:\xfe\r\n", "Content-Length,Transfer-Encoding", uint16(0))
+	f.Add("A:1\x00B:2\x00C:3", "", uint16(12))
+	f.Fuzz(func(t *testing.T, headers, exclude string, limit uint16) {
+		h := http.Header{}
+		for e := range strings.SplitSeq(headers, "\x00") {
+			if k, v, ok := strings.Cut(e, ":"); ok {
+				h[k] = append(h[k], v)
+			}
+		}
+		ex := map[string]bool{}
+		for k := range strings.SplitSeq(exclude, ",") {
+			ex[k] = true
+		}
+		var got, want bytes.Buffer
+		gotW := bufio.NewWriterSize(&failingWriter{w: &got, n: int(limit) - 1}, 16)
+		wantW := bufio.NewWriterSize(&failingWriter{w: &want, n: int(limit) - 1}, 16)
+		gotErr, wantErr := writeHeader(gotW, h, ex), h.WriteSubset(wantW, ex)
+		gotW.Flush()
+		wantW.Flush()
+		if got.String() != want.String() || (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("writeHeader wrote %q (err %v), WriteSubset %q (err %v)", got.String(), gotErr, want.String(), wantErr)
+		}
+	})
+}
+
+// failingWriter writes to w until it has taken n bytes, and fails from
+// then on; with n < 0 it never fails.
+type failingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n < 0 {
+		return f.w.Write(p)
+	}
+	if len(p) > f.n {
+		n, _ := f.w.Write(p[:f.n])
+		f.n = 0
+		return n, errors.New("failingWriter: full")
+	}
+	f.n -= len(p)
+	return f.w.Write(p)
+}
+
 // BenchmarkWriteRequest writes the proxy's usual request with writeRequest
 // and with net/http's Request.Write.
 func BenchmarkWriteRequest(b *testing.B) {

@@ -562,7 +562,7 @@ func (w *response) commit(p []byte) {
 
 	bw := w.c.bw
 	w.writeStatusLine(code)
-	w.noteErr(header.WriteSubset(bw, w.exclude))
+	w.noteErr(writeHeader(bw, header, w.exclude))
 	for _, kv := range [...][2]string{ // in net/http's order
 		{"Date", date}, {"Content-Length", clen},
 		{"Content-Type", ctype}, {"Connection", conn}, {"Transfer-Encoding", te},
