@@ -158,7 +158,7 @@ func (h *handler) serveFast(w http.ResponseWriter, r *http.Request) (done bool, 
 	if f.rec != nil && !f.rec.Direct(ctx) {
 		return false, nil // the exchange is logged or written to a HAR file
 	}
-	lines, ok := f.headerLines(r.Header, h.headers)
+	lines, ok := f.upstreamLines(r.Header, h.headers)
 	if !ok || h.guard.check(r) != nil {
 		return false, nil // the full path refuses it, with a reason
 	}
@@ -307,18 +307,12 @@ func hopHeader(k string) bool {
 	return false
 }
 
-// fastLine is a header of the request sent upstream: the client's values,
-// the configured ones, or (with values nil) the token.
-type fastLine struct {
-	name   string
-	values []string
-}
-
-// headerLines returns the headers the full path sends upstream besides
+// upstreamLines returns the headers the full path sends upstream besides
 // Host, User-Agent and Content-Length, sorted as writeRequest writes them,
 // or false when the client's headers hold anything the full path would
-// change in a way this one does not follow.
-func (f *fastPath) headerLines(in, configured http.Header) ([]fastLine, bool) {
+// change in a way this one does not follow. Each has the client's values,
+// the configured ones, or (with values nil) the token.
+func (f *fastPath) upstreamLines(in, configured http.Header) ([]headerLines, bool) {
 	if len(in["Te"]) > 0 || len(in["Upgrade"]) > 0 || len(in["Expect"]) > 0 || len(in["Transfer-Encoding"]) > 0 {
 		return nil, false
 	}
@@ -332,7 +326,7 @@ func (f *fastPath) headerLines(in, configured http.Header) ([]fastLine, bool) {
 			return nil, false
 		}
 	}
-	lines := make([]fastLine, 0, len(in)+len(configured)+1)
+	lines := make([]headerLines, 0, len(in)+len(configured)+1)
 	for k, vs := range in {
 		if !isToken(k) {
 			return nil, false
@@ -345,21 +339,21 @@ func (f *fastPath) headerLines(in, configured http.Header) ([]fastLine, bool) {
 				return nil, false
 			}
 		}
-		lines = append(lines, fastLine{k, vs})
+		lines = append(lines, headerLines{k, vs})
 	}
 	for k, vs := range configured {
-		lines = append(lines, fastLine{k, vs})
+		lines = append(lines, headerLines{k, vs})
 	}
 	if f.auth.auth != nil {
-		lines = append(lines, fastLine{name: "Authorization"})
+		lines = append(lines, headerLines{name: "Authorization"})
 	}
-	slices.SortFunc(lines, func(a, b fastLine) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(lines, func(a, b headerLines) int { return strings.Compare(a.name, b.name) })
 	return lines, true
 }
 
 // writeRequest writes the request the full path would write for a client
-// request with header in, lines from headerLines, the token tok and body.
-func (f *fastPath) writeRequest(bw *bufio.Writer, in http.Header, lines []fastLine, tok string, body []byte) {
+// request with header in, lines from upstreamLines, the token tok and body.
+func (f *fastPath) writeRequest(bw *bufio.Writer, in http.Header, lines []headerLines, tok string, body []byte) {
 	bw.WriteString("POST ")
 	bw.WriteString(f.uri)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
