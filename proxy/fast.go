@@ -170,7 +170,17 @@ func (h *handler) serveFast(w http.ResponseWriter, r *http.Request) (done bool, 
 		writeRPCError(w, http.StatusBadRequest, nil, "mcp-oauth-proxy: reading the request body: "+err.Error(), "")
 		return true, nil
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	done, sent = h.forwardFast(w, r, lines, body)
+	if !done {
+		r.Body = io.NopCloser(bytes.NewReader(body)) // for the full path
+	}
+	return done, sent
+}
+
+// forwardFast sends r, whose body is body and whose header lines upstream
+// are lines, and passes the answer on if passOn lets it, for serveFast.
+func (h *handler) forwardFast(w http.ResponseWriter, r *http.Request, lines []headerLines, body []byte) (done bool, sent *sentRequest) {
+	f, ctx := h.fast, r.Context()
 	// The token now, as the full path takes it once the body is in: a
 	// slow client's body may outlast a refresh.
 	var tok string

@@ -354,9 +354,8 @@ func (c *h1Conn) close() { c.nc.Close() }
 // all round trips are over within lazyWatch, so c is only listed in l,
 // whose timer calls AfterFunc for a round trip still running after it.
 func (c *h1Conn) watch(l *lazyList, ctx context.Context) {
-	if ctx.Done() == nil {
-		return // it never ends
-	}
+	// Listed even if ctx never ends: asking would make its Done channel,
+	// an allocation per request.
 	if c.item.start == nil {
 		c.item.start = c.holdOpen
 	}
