@@ -54,7 +54,10 @@ type listener struct {
 // address cannot be bound.
 //
 // Every request context derives from ctx, so cancelling ctx ends all open
-// requests and streams (listeners keep accepting until Shutdown).
+// requests and streams, with ctx's cause (listeners keep accepting until
+// Shutdown). Those the listeners serve themselves end a moment after
+// cancel returns, from a goroutine of their own; Shutdown ends them
+// before it waits.
 func Start(ctx context.Context, servers []Server, o Options) (*Proxy, error) {
 	log := o.Logger
 	if log == nil {
@@ -178,6 +181,11 @@ func (p *Proxy) Listeners() []ListenerInfo {
 // context's error. Calling it again does nothing.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.cancel()
+	for _, l := range p.listeners {
+		// At once, where the base context's AfterFunc would end them
+		// from a goroutine of its own.
+		l.srv.cancelRequests()
+	}
 	ctx, cancel := context.WithTimeout(ctx, shutdownWait)
 	defer cancel()
 	errs := make([]error, len(p.listeners))

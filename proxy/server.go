@@ -220,14 +220,19 @@ func (s *h1Server) sweepWaits() {
 	s.sweep.Reset(s.sweepEvery())
 }
 
-// cancelRequests ends the context of every request being served, once
-// baseCtx has ended. A request that begins after it finds baseCtx ended
-// (serveRequest).
+// cancelRequests ends the context of every request being served, with
+// baseCtx's cause, once baseCtx has ended: from a goroutine of its own
+// (context.AfterFunc), or at once from Proxy.Shutdown. A request that
+// begins after it finds baseCtx ended (serveRequest).
 func (s *h1Server) cancelRequests() {
+	if s.baseCtx.Err() == nil {
+		return
+	}
+	cause := context.Cause(s.baseCtx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for hc := range s.conns {
-		hc.cr.cancelRequest()
+		hc.cr.cancelRequest(cause)
 	}
 }
 
@@ -819,14 +824,14 @@ func asciiEqualFold(b []byte, s string) bool {
 func (c *serverConn) serveRequest(req *http.Request) bool {
 	delete(req.Header, "Host")
 	req.RemoteAddr = c.remote
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	defer cancel(nil)
 	// The request is this loop's own: it takes its context in place, where
 	// a copy would cost an allocation of the whole request.
 	*req = *req.WithContext(ctx)
 	c.cr.begin(cancel)
 	if c.srv.baseCtx.Err() != nil {
-		cancel() // cancelRequests ran before begin
+		cancel(context.Cause(c.srv.baseCtx)) // cancelRequests ran before begin
 	}
 	body := &requestBody{c: c, n: req.ContentLength, sawEOF: req.ContentLength == 0, closing: req.Close}
 	if req.ContentLength > 0 {
@@ -840,7 +845,7 @@ func (c *serverConn) serveRequest(req *http.Request) bool {
 
 	c.srv.watches.remove(&c.cr)
 	c.cr.abortPendingRead()
-	cancel()
+	cancel(nil)
 	if !ok {
 		// The reader goes back to its pool: a reader of the body left
 		// behind must not reach it.
@@ -896,13 +901,13 @@ type connReader struct {
 	c       net.Conn
 	mu      sync.Mutex
 	cond    sync.Cond
-	gen     uint64             // the request being served, counted
-	armed   uint64             // the request watches.add was called for
-	cancel  context.CancelFunc // ends the request's context
-	inRead  bool               // the background read is running
-	aborted bool               // ... and is being stopped with a past deadline
-	done    bool               // the handler returned: no background read may start
-	has     bool               // b holds a byte the background read got
+	gen     uint64                  // the request being served, counted
+	armed   uint64                  // the request watches.add was called for
+	cancel  context.CancelCauseFunc // ends the request's context
+	inRead  bool                    // the background read is running
+	aborted bool                    // ... and is being stopped with a past deadline
+	done    bool                    // the handler returned: no background read may start
+	has     bool                    // b holds a byte the background read got
 	b       [1]byte
 
 	item lazyItem // in the server's watchList; start is watch
@@ -924,7 +929,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 }
 
 // begin starts the next request, whose context cancel ends.
-func (r *connReader) begin(cancel context.CancelFunc) {
+func (r *connReader) begin(cancel context.CancelCauseFunc) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gen++
@@ -932,12 +937,13 @@ func (r *connReader) begin(cancel context.CancelFunc) {
 	r.cancel = cancel
 }
 
-// cancelRequest ends the context of the request being served, if any.
-func (r *connReader) cancelRequest() {
+// cancelRequest ends the context of the request being served, if any,
+// with cause.
+func (r *connReader) cancelRequest(cause error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cancel != nil {
-		r.cancel()
+		r.cancel(cause)
 	}
 }
 
@@ -963,7 +969,7 @@ func (r *connReader) watch() {
 			// The client went away, or half-closed its side: as net/http,
 			// the request ends, and what the reader still holds is
 			// served (the next read finds the error again).
-			cancel()
+			cancel(nil)
 		}
 		r.inRead, r.aborted = false, false
 		r.mu.Unlock()

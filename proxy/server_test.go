@@ -555,8 +555,8 @@ func TestServerShutdown(t *testing.T) {
 }
 
 // TestServerBaseContext checks that request contexts end with the base
-// context, which reaches them through the server rather than as their
-// parent (newH1Server), and keep its deadline.
+// context, and with its cause, which reaches them through the server
+// rather than as their parent (newH1Server); and keep its deadline.
 func TestServerBaseContext(t *testing.T) {
 	running := make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -569,8 +569,8 @@ func TestServerBaseContext(t *testing.T) {
 		fmt.Fprintf(w, "%v %v %v", ctx.Err(), context.Cause(ctx), hasDeadline)
 	})
 
-	base, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	base, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	_, addr := startH1Base(t, base, h, nil)
 	idle := dialRaw(t, addr)
 	idle.send(postReq("/", ""))
@@ -580,14 +580,15 @@ func TestServerBaseContext(t *testing.T) {
 	busy := dialRaw(t, addr)
 	busy.send(postReq("/wait", ""))
 	<-running
-	cancel()
-	if _, body := busy.response(); body != "context canceled context canceled false" {
+	cancel(errors.New("interrupt signal received"))
+	want := "context canceled interrupt signal received false"
+	if _, body := busy.response(); body != want {
 		t.Errorf("a request running when the base context ended: %q", body)
 	}
 	// The server goes on serving (its Shutdown stops it), with request
 	// contexts that have ended already.
 	idle.send(postReq("/", ""))
-	if _, body := idle.response(); body != "context canceled context canceled false" {
+	if _, body := idle.response(); body != want {
 		t.Errorf("a request begun after the base context ended: %q", body)
 	}
 
@@ -654,7 +655,7 @@ func TestWatchList(t *testing.T) {
 		t.Cleanup(func() { c.Close(); peer.Close() })
 		r := &connReader{c: c}
 		r.cond.L = &r.mu
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancelCause(context.Background())
 		r.begin(cancel)
 		return entry{r, ctx, peer}
 	}
@@ -674,7 +675,7 @@ func TestWatchList(t *testing.T) {
 	l.add(returned.r)
 	l.add(last.r)
 	l.remove(removed.r)
-	movedOn.r.begin(func() {}) // the connection's next request
+	movedOn.r.begin(func(error) {}) // the connection's next request
 
 	waitFor(t, "the last request's watch", func() bool { return watching(last) })
 	if !watching(first) {
